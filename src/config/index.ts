@@ -1,0 +1,324 @@
+/**
+ * Configuration: defaults < config file (CDP_CONFIG, JSON) < environment variables.
+ * Checked once at start-up against a JSON schema with every problem listed, then deep-frozen.
+ * This is the only module that reads process.env (lint enforces it).
+ */
+import { readFileSync, existsSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { Ajv } from 'ajv'
+import { CdpError } from '../errors.js'
+
+export interface Config {
+  dataDir: string
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  http: {
+    host: string
+    port: number
+    /** body limit of POST /v1/cdp/events */
+    singleBodyLimitBytes: number
+    /** body limit of POST /v1/cdp/events/batch */
+    batchBodyLimitBytes: number
+    maxBatchItems: number
+    /** serialized size limit of one event (single or batch item) */
+    maxEventBytes: number
+    /** requests per key per window; 429 beyond */
+    rateLimitMax: number
+    rateLimitWindowMs: number
+  }
+  validation: {
+    /** how far in the future occurredAt may be (clock skew of senders) */
+    maxFutureSkewMs: number
+    maxStringLength: number
+    maxIdLength: number
+  }
+  kafka: {
+    brokers: string[]
+    clientId: string
+    topic: string
+    deadLetterTopic: string
+    partitions: number
+    replicationFactor: number
+    minInsyncReplicas: number
+    /** must exceed any consumer's lag so nothing is compacted before it is consumed */
+    minCompactionLagMs: number
+    /** a request waits at most this long for Kafka's acknowledgement before answering 503 */
+    produceTimeoutMs: number
+    /** micro-batching: how long to collect concurrent records before one send */
+    lingerMs: number
+    batchMaxMessages: number
+    consumerGroup: string
+    connectionTimeoutMs: number
+  }
+  schemaRegistry: {
+    url: string
+    timeoutMs: number
+  }
+  clickhouse: {
+    /** set: a ClickHouse server over HTTP; unset: embedded chDB under dataDir */
+    url: string | undefined
+    username: string | undefined
+    password: string | undefined
+    chdbPath: string
+    database: string
+  }
+  state: {
+    backend: 'lmdb' | 'redis'
+    redisUrl: string
+    lmdbPath: string
+    /** a pending idempotency claim older than this is considered abandoned by a crashed process */
+    claimLeaseMs: number
+  }
+  identity: {
+    defaultRegion: string
+    /** a device key already linked to this many profiles stops merging */
+    maxProfilesPerDevice: number
+    blockedValues: string[]
+  }
+  consumer: {
+    flushMaxRows: number
+    flushMaxBytes: number
+    flushIntervalMs: number
+  }
+  contracts: {
+    dir: string
+    releasedFile: string
+  }
+  keys: {
+    /** LMDB file for keys in embedded mode; Redis is used when state.backend = redis */
+    prefix: string
+  }
+}
+
+const schema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys'],
+  properties: {
+    dataDir: { type: 'string', minLength: 1 },
+    logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    http: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        host: { type: 'string', minLength: 1 },
+        port: { type: 'integer', minimum: 0, maximum: 65535 },
+        singleBodyLimitBytes: { type: 'integer', minimum: 1024 },
+        batchBodyLimitBytes: { type: 'integer', minimum: 1024 },
+        maxBatchItems: { type: 'integer', minimum: 1, maximum: 10000 },
+        maxEventBytes: { type: 'integer', minimum: 256 },
+        rateLimitMax: { type: 'integer', minimum: 1 },
+        rateLimitWindowMs: { type: 'integer', minimum: 1 },
+      },
+    },
+    validation: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        maxFutureSkewMs: { type: 'integer', minimum: 0 },
+        maxStringLength: { type: 'integer', minimum: 1 },
+        maxIdLength: { type: 'integer', minimum: 1 },
+      },
+    },
+    kafka: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^:]+:[0-9]+$' } },
+        clientId: { type: 'string', minLength: 1 },
+        topic: { type: 'string', pattern: '^[a-zA-Z0-9._-]+$' },
+        deadLetterTopic: { type: 'string', pattern: '^[a-zA-Z0-9._-]+$' },
+        partitions: { type: 'integer', minimum: 1 },
+        replicationFactor: { type: 'integer', minimum: 1 },
+        minInsyncReplicas: { type: 'integer', minimum: 1 },
+        minCompactionLagMs: { type: 'integer', minimum: 0 },
+        produceTimeoutMs: { type: 'integer', minimum: 100 },
+        lingerMs: { type: 'integer', minimum: 0, maximum: 1000 },
+        batchMaxMessages: { type: 'integer', minimum: 1 },
+        consumerGroup: { type: 'string', minLength: 1 },
+        connectionTimeoutMs: { type: 'integer', minimum: 100 },
+      },
+    },
+    schemaRegistry: {
+      type: 'object', additionalProperties: false,
+      properties: { url: { type: 'string', pattern: '^https?://' }, timeoutMs: { type: 'integer', minimum: 100 } },
+    },
+    clickhouse: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
+        chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+      },
+    },
+    state: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        backend: { enum: ['lmdb', 'redis'] }, redisUrl: { type: 'string', pattern: '^rediss?://' },
+        lmdbPath: { type: 'string', minLength: 1 }, claimLeaseMs: { type: 'integer', minimum: 100 },
+      },
+    },
+    identity: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        defaultRegion: { type: 'string', pattern: '^[A-Z]{2}$' },
+        maxProfilesPerDevice: { type: 'integer', minimum: 1 },
+        blockedValues: { type: 'array', items: { type: 'string' } },
+      },
+    },
+    consumer: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        flushMaxRows: { type: 'integer', minimum: 1 }, flushMaxBytes: { type: 'integer', minimum: 1024 },
+        flushIntervalMs: { type: 'integer', minimum: 1 },
+      },
+    },
+    contracts: {
+      type: 'object', additionalProperties: false,
+      properties: { dir: { type: 'string' }, releasedFile: { type: 'string' } },
+    },
+    keys: { type: 'object', additionalProperties: false, properties: { prefix: { type: 'string', pattern: '^[a-z_]+$' } } },
+  },
+} as const
+
+type Env = Record<string, string | undefined>
+
+function defaults(env: Env): Config {
+  const dataDir = env.CDP_DATA_DIR ?? '.data'
+  return {
+    dataDir,
+    logLevel: 'info',
+    http: {
+      host: '127.0.0.1',
+      port: 8080,
+      singleBodyLimitBytes: 64 * 1024,
+      batchBodyLimitBytes: 8 * 1024 * 1024,
+      maxBatchItems: 500,
+      maxEventBytes: 32 * 1024,
+      rateLimitMax: 60_000,
+      rateLimitWindowMs: 60_000,
+    },
+    validation: { maxFutureSkewMs: 5 * 60_000, maxStringLength: 2048, maxIdLength: 256 },
+    kafka: {
+      brokers: [`127.0.0.1:${env.KAFKA_PORT ?? '19092'}`],
+      clientId: 'cdp-ingest',
+      topic: 'cdp.events.v1',
+      deadLetterTopic: 'cdp.events.dlq.v1',
+      partitions: 6,
+      replicationFactor: 1,
+      minInsyncReplicas: 1,
+      minCompactionLagMs: 7 * 24 * 3600_000,
+      produceTimeoutMs: 5000,
+      lingerMs: 2,
+      batchMaxMessages: 1000,
+      consumerGroup: 'cdp-consumer',
+      connectionTimeoutMs: 3000,
+    },
+    schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp' },
+    state: {
+      backend: 'lmdb',
+      redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
+      lmdbPath: resolve(dataDir, 'state'),
+      claimLeaseMs: 30_000,
+    },
+    identity: {
+      defaultRegion: 'US',
+      maxProfilesPerDevice: 3,
+      blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
+    },
+    consumer: { flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200 },
+    contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
+    keys: { prefix: 'cdp' },
+  }
+}
+
+export type DeepPartial<T> = { [K in keyof T]?: T[K] extends object ? (T[K] extends unknown[] ? T[K] : DeepPartial<T[K]>) : T[K] }
+
+export function merge<T>(base: T, over: DeepPartial<T> | undefined): T {
+  if (over === undefined) return base
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) }
+  for (const [k, v] of Object.entries(over as Record<string, unknown>)) {
+    if (v === undefined) continue
+    const b = out[k]
+    out[k] = b !== null && typeof b === 'object' && !Array.isArray(b) && v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? merge(b, v as DeepPartial<typeof b>)
+      : v
+  }
+  return out as T
+}
+
+function int(env: Env, name: string, errors: string[]): number | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  const n = Number(raw)
+  if (!Number.isInteger(n)) { errors.push(`${name}: expected an integer, got ${JSON.stringify(raw)}`); return undefined }
+  return n
+}
+
+function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
+  const str = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name])
+  const redisUrl = str('REDIS_URL')
+  return {
+    logLevel: str('LOG_LEVEL') as Config['logLevel'] | undefined,
+    http: { host: str('CDP_HOST'), port: int(env, 'CDP_PORT', errors) },
+    kafka: {
+      brokers: str('KAFKA_BROKERS')?.split(',').map((s) => s.trim()).filter(Boolean),
+      topic: str('KAFKA_TOPIC'),
+      deadLetterTopic: str('KAFKA_DLQ_TOPIC'),
+      consumerGroup: str('KAFKA_CONSUMER_GROUP'),
+      partitions: int(env, 'KAFKA_PARTITIONS', errors),
+    },
+    schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
+    clickhouse: {
+      url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
+      database: str('CLICKHOUSE_DATABASE'),
+    },
+    state: {
+      // pointing at a Redis implies the shared (scale-out) state backend unless said otherwise
+      backend: (str('STATE_BACKEND') ?? (redisUrl !== undefined ? 'redis' : undefined)) as Config['state']['backend'] | undefined,
+      redisUrl,
+    },
+  }
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o !== null && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}
+
+export interface LoadConfigOptions {
+  env?: Env
+  /** overrides applied last (tests, CLI flags) */
+  overrides?: DeepPartial<Config>
+}
+
+const ajv = new Ajv({ allErrors: true })
+const validate = ajv.compile(schema)
+
+export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
+  const env = opts.env ?? process.env
+  const errors: string[] = []
+  let fileCfg: DeepPartial<Config> | undefined
+  const file = env.CDP_CONFIG
+  if (file !== undefined && file !== '') {
+    if (!existsSync(file)) errors.push(`CDP_CONFIG: file not found: ${file}`)
+    else {
+      try { fileCfg = JSON.parse(readFileSync(file, 'utf8')) as DeepPartial<Config> } catch (err) {
+        errors.push(`CDP_CONFIG: ${file} is not valid JSON: ${(err as Error).message}`)
+      }
+    }
+  }
+  const envCfg = fromEnv(env, errors)
+  const cfg = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  if (!validate(cfg)) {
+    for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
+  }
+  if (errors.length > 0) {
+    throw new CdpError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`)
+  }
+  return deepFreeze(cfg)
+}
+
+/** The environment, for the few places (stack scripts, CLI) that must pass it to children. */
+export function processEnv(): Env {
+  return process.env
+}

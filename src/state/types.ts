@@ -1,0 +1,92 @@
+/**
+ * State stores shared by API and consumer instances. Two implementations must behave the same:
+ * LMDB (embedded, one process, transactions) and Redis (scale-out, atomic Lua scripts).
+ * One contract test suite (test/state/contract.ts) runs against both.
+ *
+ * Keys passed in are already-built dedup keys (see src/avro/key.ts): the stable string form of
+ * (tenant, source, externalEventId). Stores never parse them.
+ */
+
+// ---------- idempotency claims (HTTP edge) ----------
+
+export interface ClaimRequest {
+  key: string
+  /** event id to use when this request wins the claim */
+  eventId: string
+  /** hash of the normalized payload: same business fact <=> same fingerprint */
+  fingerprint: string
+}
+
+export type ClaimOutcome =
+  /** this request owns the tuple now (new claim, or takeover of an abandoned pending claim):
+   *  produce under `eventId`, then commit (or release on failure) */
+  | { outcome: 'claimed'; eventId: string; takeover: boolean }
+  /** the fact was accepted before: answer duplicate with the original id */
+  | { outcome: 'duplicate'; eventId: string }
+  /** another request with the same fingerprint is producing right now: wait and ask again */
+  | { outcome: 'in_flight'; eventId: string }
+  /** same tuple, different payload: 409 idempotency_conflict */
+  | { outcome: 'conflict'; eventId: string }
+
+export interface ClaimStore {
+  /** Items are decided in order; a later item with the same key sees the earlier item's claim. */
+  claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]>
+  /** mark produced; only the claim holding `eventId` is changed */
+  commitMany(items: { key: string; eventId: string }[]): Promise<void>
+  /** forget a pending claim after a failed produce so a retry can claim again */
+  releaseMany(items: { key: string; eventId: string }[]): Promise<void>
+}
+
+// ---------- consumer dedup (first fact per tuple wins) ----------
+
+export interface FactRef {
+  eventId: string
+  fingerprint: string
+  partition: number
+  offset: string
+}
+
+export type DedupOutcome =
+  /** first fact for the tuple, or the very record that was first (re-delivery after a crash) */
+  | { outcome: 'first' }
+  /** same fact seen before at another position: skip */
+  | { outcome: 'repeat'; original: FactRef }
+  /** same tuple, different payload: dead-letter, keep the original */
+  | { outcome: 'conflict'; original: FactRef }
+
+export interface DedupStore {
+  /** decided in order; a later item with the same key sees the earlier one */
+  checkMany(items: { key: string; ref: FactRef }[]): Promise<DedupOutcome[]>
+  get(key: string): Promise<FactRef | undefined>
+}
+
+// ---------- API keys ----------
+
+export interface ApiKeyRecord {
+  id: string
+  tenant: string
+  /** sha256 of the secret part, hex */
+  secretHash: string
+  permissions: string[]
+  /** empty: any source */
+  sources: string[]
+  createdAt: string
+  expiresAt: string | null
+  revokedAt: string | null
+  label: string | null
+}
+
+export interface KeyStore {
+  putKey(rec: ApiKeyRecord): Promise<void>
+  getKey(id: string): Promise<ApiKeyRecord | undefined>
+  listKeys(): Promise<ApiKeyRecord[]>
+}
+
+export interface StateStores {
+  claims: ClaimStore
+  dedup: DedupStore
+  keys: KeyStore
+  /** true when the backing store answers */
+  ping(): Promise<boolean>
+  close(): Promise<void>
+}
