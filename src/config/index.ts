@@ -84,15 +84,20 @@ export interface Config {
     releasedFile: string
   }
   keys: {
-    /** LMDB file for keys in embedded mode; Redis is used when state.backend = redis */
+    /** namespace of every state-store key (Redis key prefix); tests use their own */
     prefix: string
+  }
+  /** where `cdp query` sends its request, and with which key (CDP_URL, CDP_API_KEY) */
+  client: {
+    url: string
+    apiKey: string | undefined
   }
 }
 
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'client'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -172,7 +177,11 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: { dir: { type: 'string' }, releasedFile: { type: 'string' } },
     },
-    keys: { type: 'object', additionalProperties: false, properties: { prefix: { type: 'string', pattern: '^[a-z_]+$' } } },
+    keys: { type: 'object', additionalProperties: false, properties: { prefix: { type: 'string', pattern: '^[a-z0-9_]+$' } } },
+    client: {
+      type: 'object', additionalProperties: false,
+      properties: { url: { type: 'string', pattern: '^https?://' }, apiKey: { type: ['string', 'null'] } },
+    },
   },
 } as const
 
@@ -225,6 +234,7 @@ function defaults(env: Env): Config {
     consumer: { flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
+    client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
   }
 }
 
@@ -265,6 +275,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
       partitions: int(env, 'KAFKA_PARTITIONS', errors),
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
+    client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
       database: str('CLICKHOUSE_DATABASE'),

@@ -1,0 +1,326 @@
+/**
+ * Versioned, idempotent ClickHouse schema.
+ *
+ * `schema_migrations` in the target database records each applied version; a start applies the
+ * versions it lacks, in order, and records each after its last statement. Every statement is
+ * itself idempotent (IF NOT EXISTS), so a crash between a statement and the record, or two
+ * instances starting at once, re-runs harmlessly.
+ *
+ * Two parts depend on the event contracts rather than on a version and are reconciled on every
+ * start: one typed column on `events` per segmentable property (ADD COLUMN IF NOT EXISTS; an
+ * existing column of another type is refused), and the `events_resolved` view, recreated only
+ * when the columns of `events` changed (a ClickHouse view fixes its columns when created).
+ *
+ * Conventions: tenant leads every ORDER BY of tenant data; timestamps are DateTime64(3, 'UTC');
+ * tables written by the consumer keep the hashes of their last 10000 inserted blocks
+ * (`non_replicated_deduplication_window`) so a batch re-sent with the same
+ * `insert_deduplication_token` is dropped.
+ */
+import type { ClickHouseClient } from '@clickhouse/client'
+import { CdpError } from '../errors.js'
+import { mapClickHouseError } from './errors.js'
+import type { SegmentableColumn } from './rows.js'
+import { quoteIdent } from './sql.js'
+
+export interface Migration {
+  version: number
+  name: string
+  /** statements run in order; `db` is the quoted database name */
+  statements: (db: string) => string[]
+}
+
+const DEDUP_WINDOW = 10000
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'events, identities, merges, aliases, dead letters',
+    statements: (db) => [
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.events
+      (
+          tenant            LowCardinality(String),
+          source            LowCardinality(String),
+          external_event_id String,
+          event_id          String,
+          event_type        LowCardinality(String),
+          occurred_at       DateTime64(3, 'UTC'),
+          received_at       DateTime64(3, 'UTC'),
+          profile_id        String,
+          email             Nullable(String),
+          phone             Nullable(String),
+          external_user_id  Nullable(String),
+          device_key        Nullable(String),
+          properties        String,
+          schema_version    Nullable(UInt32),
+          kafka_partition   UInt32,
+          kafka_offset      UInt64,
+          ingested_at       DateTime64(3, 'UTC') DEFAULT now64(3),
+          -- ReplacingMergeTree keeps the row with the highest version. The tuple is the Kafka
+          -- key, so all copies of a fact sit on one partition and the lowest offset is the
+          -- first fact: bitNot turns "lowest offset" into "highest version".
+          fact_version      UInt64 MATERIALIZED bitNot(kafka_offset),
+          INDEX occurred_at_minmax occurred_at TYPE minmax GRANULARITY 1
+      )
+      ENGINE = ReplacingMergeTree(fact_version)
+      ORDER BY (tenant, source, external_event_id)
+      SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}
+      `,
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.identities
+      (
+          tenant          LowCardinality(String),
+          identity_type   LowCardinality(String),
+          identity_value  String,
+          raw_value       Nullable(String),
+          profile_id      String,
+          first_event_id  String,
+          linked_at       DateTime64(3, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(linked_at)
+      ORDER BY (tenant, identity_type, identity_value)
+      SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}
+      `,
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.profile_merges
+      (
+          tenant           LowCardinality(String),
+          from_profile_id  String,
+          to_profile_id    String,
+          reason           LowCardinality(String),
+          event_id         String,
+          merged_at        DateTime64(3, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (tenant, from_profile_id, to_profile_id)
+      SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}
+      `,
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.profile_aliases
+      (
+          tenant        LowCardinality(String),
+          profile_id    String,
+          canonical_id  String,
+          version       UInt64,
+          updated_at    DateTime64(3, 'UTC')
+      )
+      ENGINE = ReplacingMergeTree(version)
+      ORDER BY (tenant, profile_id)
+      SETTINGS non_replicated_deduplication_window = ${DEDUP_WINDOW}
+      `,
+      // every recorded merge is also an alias (from -> to), in the same insert
+      `
+      CREATE MATERIALIZED VIEW IF NOT EXISTS ${db}.profile_merges_to_aliases
+      TO ${db}.profile_aliases
+      AS SELECT
+          tenant,
+          from_profile_id                               AS profile_id,
+          to_profile_id                                 AS canonical_id,
+          toUInt64(toUnixTimestamp64Milli(merged_at))   AS version,
+          merged_at                                     AS updated_at
+      FROM ${db}.profile_merges
+      `,
+      // any profile id, old or current, to its canonical id (ids never merged are absent)
+      `
+      CREATE VIEW IF NOT EXISTS ${db}.profile_canonical AS
+      SELECT
+          tenant,
+          profile_id,
+          argMax(canonical_id, version)  AS canonical_id,
+          max(updated_at)                AS updated_at
+      FROM ${db}.profile_aliases
+      GROUP BY tenant, profile_id
+      `,
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.dead_letters
+      (
+          tenant            Nullable(String),
+          reason_code       LowCardinality(String),
+          reason            String,
+          topic             LowCardinality(String),
+          kafka_partition   UInt32,
+          kafka_offset      UInt64,
+          key               String,
+          value_base64      String,
+          received_at       DateTime64(3, 'UTC'),
+          dead_lettered_at  DateTime64(3, 'UTC') DEFAULT now64(3)
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (tenant, topic, kafka_partition, kafka_offset)
+      SETTINGS allow_nullable_key = 1, non_replicated_deduplication_window = ${DEDUP_WINDOW}
+      `,
+    ],
+  },
+]
+
+/** Base columns of `events` a segmentable column may not shadow. */
+export const EVENT_BASE_COLUMNS: ReadonlySet<string> = new Set([
+  'tenant', 'source', 'external_event_id', 'event_id', 'event_type', 'occurred_at', 'received_at',
+  'profile_id', 'email', 'phone', 'external_user_id', 'device_key', 'properties', 'schema_version',
+  'kafka_partition', 'kafka_offset', 'ingested_at', 'fact_version', 'ingest_profile_id',
+])
+
+/**
+ * One row per fact (FINAL applies the ReplacingMergeTree rule: the first fact of each tuple),
+ * `profile_id` replaced by the current canonical profile, the id resolved at ingest kept as
+ * `ingest_profile_id`.
+ */
+function eventsResolvedView(db: string): string {
+  return `
+    CREATE OR REPLACE VIEW ${db}.events_resolved AS
+    SELECT
+        e.* REPLACE (if(p.canonical_id = '', e.profile_id, p.canonical_id) AS profile_id),
+        e.profile_id AS ingest_profile_id
+    FROM ${db}.events AS e FINAL
+    LEFT ANY JOIN ${db}.profile_canonical AS p
+        ON p.tenant = e.tenant AND p.profile_id = e.profile_id
+  `
+}
+
+export interface MigrateOptions {
+  database: string
+  /** segmentable contract properties (from the contracts registry) */
+  segmentable?: readonly SegmentableColumn[]
+}
+
+export interface MigrateResult {
+  /** versions applied by this run */
+  applied: number[]
+  /** typed columns added by this run */
+  addedColumns: string[]
+  /** whether this run (re)created events_resolved */
+  viewRecreated: boolean
+}
+
+const IDENT = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+export async function runMigrations(client: ClickHouseClient, opts: MigrateOptions): Promise<MigrateResult> {
+  const db = quoteIdent(opts.database)
+  const run = async (query: string, what: string): Promise<void> => {
+    try {
+      await client.command({ query })
+    } catch (err) {
+      throw mapClickHouseError(err, what)
+    }
+  }
+
+  await run(`CREATE DATABASE IF NOT EXISTS ${db}`, 'create database')
+  await run(`
+    CREATE TABLE IF NOT EXISTS ${db}.schema_migrations
+    (
+        version     UInt32,
+        name        String,
+        applied_at  DateTime64(3, 'UTC') DEFAULT now64(3)
+    )
+    ENGINE = ReplacingMergeTree
+    ORDER BY version
+  `, 'create schema_migrations')
+
+  const done = new Set((await select<{ version: number }>(client,
+    `SELECT version FROM ${db}.schema_migrations FINAL`)).map((r) => Number(r.version)))
+
+  const applied: number[] = []
+  for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
+    if (done.has(m.version)) continue
+    for (const [i, statement] of m.statements(db).entries()) {
+      await run(statement, `migration ${m.version} statement ${i + 1}`)
+    }
+    try {
+      await client.insert({
+        table: `${db}.schema_migrations`,
+        values: [{ version: m.version, name: m.name }],
+        format: 'JSONEachRow',
+      })
+    } catch (err) {
+      throw mapClickHouseError(err, `recording migration ${m.version}`)
+    }
+    applied.push(m.version)
+  }
+
+  const addedColumns = await ensureSegmentableColumns(client, opts.database, opts.segmentable ?? [])
+  const viewRecreated = await ensureEventsResolved(client, opts.database)
+  return { applied, addedColumns, viewRecreated }
+}
+
+/** Versions recorded in schema_migrations, ascending. */
+export async function appliedMigrations(client: ClickHouseClient, database: string): Promise<number[]> {
+  const rows = await select<{ version: number }>(client,
+    `SELECT version FROM ${quoteIdent(database)}.schema_migrations FINAL ORDER BY version`)
+  return rows.map((r) => Number(r.version))
+}
+
+async function ensureSegmentableColumns(
+  client: ClickHouseClient, database: string, segmentable: readonly SegmentableColumn[],
+): Promise<string[]> {
+  const db = quoteIdent(database)
+  const existing = await eventColumns(client, database)
+  const added: string[] = []
+  for (const { column, clickhouseType } of segmentable) {
+    if (!IDENT.test(column) || EVENT_BASE_COLUMNS.has(column)) {
+      throw new CdpError('contract_incompatible',
+        `segmentable column ${JSON.stringify(column)} is not a valid column name or shadows a base column of events`)
+    }
+    // ClickHouse names the type itself: this validates it (passed as a parameter, never as SQL)
+    // and gives the spelling system.columns uses, e.g. 'decimal(18,2)' -> 'Decimal(18, 2)'
+    let canonical: string
+    try {
+      const rows = await select<{ t: string }>(client,
+        'SELECT toTypeName(defaultValueOfTypeName({type:String})) AS t', { type: clickhouseType })
+      canonical = rows[0]?.t ?? ''
+    } catch (err) {
+      const mapped = mapClickHouseError(err, 'checking a column type')
+      if (mapped instanceof CdpError) throw mapped
+      throw new CdpError('contract_incompatible',
+        `segmentable column ${column}: ${JSON.stringify(clickhouseType)} is not a ClickHouse type`, { cause: err })
+    }
+    const have = existing.get(column)
+    if (have !== undefined) {
+      if (have.type !== canonical) {
+        throw new CdpError('contract_incompatible',
+          `events.${column} is ${have.type} but the contracts declare ${canonical}; a column's type cannot change in place`)
+      }
+      continue
+    }
+    try {
+      await client.command({ query: `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${quoteIdent(column)} ${canonical}` })
+    } catch (err) {
+      throw mapClickHouseError(err, `adding events.${column}`)
+    }
+    existing.set(column, { type: canonical, kind: '' })
+    added.push(column)
+  }
+  return added
+}
+
+async function ensureEventsResolved(client: ClickHouseClient, database: string): Promise<boolean> {
+  const events = await eventColumns(client, database)
+  const expected = [...events].filter(([, c]) => c.kind !== 'MATERIALIZED' && c.kind !== 'ALIAS').map(([n]) => n)
+  expected.push('ingest_profile_id')
+  const view = await select<{ name: string }>(client,
+    'SELECT name FROM system.columns WHERE database = {db:String} AND table = \'events_resolved\' ORDER BY position',
+    { db: database })
+  const current = view.map((r) => r.name)
+  if (current.length === expected.length && current.every((n, i) => n === expected[i])) return false
+  try {
+    await client.command({ query: eventsResolvedView(quoteIdent(database)) })
+  } catch (err) {
+    throw mapClickHouseError(err, 'creating events_resolved')
+  }
+  return true
+}
+
+async function eventColumns(client: ClickHouseClient, database: string): Promise<Map<string, { type: string; kind: string }>> {
+  const rows = await select<{ name: string; type: string; default_kind: string }>(client,
+    'SELECT name, type, default_kind FROM system.columns WHERE database = {db:String} AND table = \'events\' ORDER BY position',
+    { db: database })
+  return new Map(rows.map((r) => [r.name, { type: r.type, kind: r.default_kind }]))
+}
+
+async function select<T>(client: ClickHouseClient, query: string, params?: Record<string, unknown>): Promise<T[]> {
+  try {
+    const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
+    return await rs.json<T>()
+  } catch (err) {
+    throw mapClickHouseError(err, 'reading the schema')
+  }
+}

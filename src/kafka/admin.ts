@@ -1,0 +1,110 @@
+/**
+ * Topic configuration is part of correctness: the events topic must be compacted (the key is
+ * the dedup tuple, replays rebuild ClickHouse from it) and must not compact records before the
+ * consumers have read them. Start-up creates the topic when missing and refuses one whose
+ * settings would break those guarantees, naming the setting.
+ */
+import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs'
+import type { Config } from '../config/index.js'
+import { CdpError } from '../errors.js'
+
+export interface TopicProblem { setting: string; expected: string; actual: string }
+
+export function eventsTopicConfig(config: Readonly<Config>): Record<string, string> {
+  return {
+    'cleanup.policy': 'compact',
+    'min.compaction.lag.ms': String(config.kafka.minCompactionLagMs),
+    'min.insync.replicas': String(config.kafka.minInsyncReplicas),
+  }
+}
+
+/** Compare an existing topic with what the service needs; every problem is listed. */
+export function checkEventsTopic(
+  config: Readonly<Config>,
+  actual: { partitions: number; replicationFactor: number; configs: Record<string, string | undefined> },
+): TopicProblem[] {
+  const k = config.kafka
+  const problems: TopicProblem[] = []
+  const policy = (actual.configs['cleanup.policy'] ?? '').split(',').map((s) => s.trim()).sort().join(',')
+  // "compact,delete" would let retention delete facts that replays need
+  if (policy !== 'compact') problems.push({ setting: 'cleanup.policy', expected: 'compact', actual: policy || '(unset)' })
+  const lag = Number(actual.configs['min.compaction.lag.ms'] ?? '0')
+  if (!(lag >= k.minCompactionLagMs)) {
+    problems.push({ setting: 'min.compaction.lag.ms', expected: `>= ${k.minCompactionLagMs}`, actual: String(actual.configs['min.compaction.lag.ms']) })
+  }
+  const isr = Number(actual.configs['min.insync.replicas'] ?? '1')
+  if (!(isr >= k.minInsyncReplicas)) {
+    problems.push({ setting: 'min.insync.replicas', expected: `>= ${k.minInsyncReplicas}`, actual: String(isr) })
+  }
+  // a different partition count moves keys to other partitions: ordering per tuple would break
+  if (actual.partitions !== k.partitions) {
+    problems.push({ setting: 'partitions', expected: String(k.partitions), actual: String(actual.partitions) })
+  }
+  if (actual.replicationFactor < k.replicationFactor) {
+    problems.push({ setting: 'replication.factor', expected: `>= ${k.replicationFactor}`, actual: String(actual.replicationFactor) })
+  }
+  return problems
+}
+
+async function describeTopic(admin: Admin, topic: string) {
+  const meta = await admin.fetchTopicMetadata({ topics: [topic] })
+  const t = meta.topics[0]
+  if (t === undefined) throw new Error(`no metadata for topic ${topic}`)
+  const described = await admin.describeConfigs({
+    includeSynonyms: false,
+    resources: [{ type: ConfigResourceTypes.TOPIC, name: topic }],
+  })
+  const configs: Record<string, string | undefined> = {}
+  for (const entry of described.resources[0]?.configEntries ?? []) configs[entry.configName] = entry.configValue
+  return {
+    partitions: t.partitions.length,
+    replicationFactor: Math.min(...t.partitions.map((p) => p.replicas.length)),
+    configs,
+  }
+}
+
+/** Create the events and dead-letter topics when missing; verify the events topic. */
+export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Promise<{ created: string[] }> {
+  const admin = kafka.admin()
+  try {
+    await admin.connect()
+    const existing = new Set(await admin.listTopics())
+    const created: string[] = []
+    const wanted = [
+      { topic: config.kafka.topic, configEntries: eventsTopicConfig(config) },
+      // dead letters are evidence, not state: time-based retention, not compaction
+      { topic: config.kafka.deadLetterTopic, configEntries: { 'cleanup.policy': 'delete', 'retention.ms': String(30 * 24 * 3600_000) } },
+    ].filter((w) => !existing.has(w.topic))
+    if (wanted.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: wanted.map((w) => ({
+          topic: w.topic,
+          numPartitions: config.kafka.partitions,
+          replicationFactor: config.kafka.replicationFactor,
+          configEntries: Object.entries(w.configEntries).map(([name, value]) => ({ name, value })),
+        })),
+      })
+      created.push(...wanted.map((w) => w.topic))
+    }
+    const problems = checkEventsTopic(config, await describeTopic(admin, config.kafka.topic))
+    if (problems.length > 0) {
+      throw new CdpError('topic_misconfigured',
+        `topic ${config.kafka.topic} is misconfigured: ` +
+        problems.map((p) => `${p.setting} is ${p.actual}, expected ${p.expected}`).join('; '),
+        { details: problems.map((p) => ({ pointer: `/${p.setting}`, code: 'topic_setting', message: `expected ${p.expected}, got ${p.actual}` })) })
+    }
+    return { created }
+  } catch (err) {
+    if (err instanceof CdpError) throw err
+    throw new CdpError('kafka_unavailable', `cannot verify topics on ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
+  } finally {
+    await admin.disconnect().catch(() => undefined)
+  }
+}
+
+export async function readTopicSettings(kafka: Kafka, topic: string) {
+  const admin = kafka.admin()
+  await admin.connect()
+  try { return await describeTopic(admin, topic) } finally { await admin.disconnect() }
+}

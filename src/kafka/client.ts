@@ -1,0 +1,26 @@
+/**
+ * The only place (with the other files of src/kafka) that imports kafkajs, so the client can be
+ * swapped (for example for @confluentinc/kafka-javascript's KafkaJS-compatible API) if the
+ * benchmarks ask for it.
+ */
+import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from 'kafkajs'
+import type { Config } from '../config/index.js'
+import type { Logger } from '../observability/logger.js'
+
+export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): Kafka {
+  return new Kafka({
+    clientId: config.kafka.clientId + clientIdSuffix,
+    brokers: [...config.kafka.brokers],
+    connectionTimeout: config.kafka.connectionTimeoutMs,
+    requestTimeout: Math.max(config.kafka.produceTimeoutMs, 5000),
+    // short, bounded retries: callers own the overall deadline (503 + Retry-After, consumer backoff)
+    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    logLevel: KafkaLogLevel.WARN,
+    logCreator: () => (entry: LogEntry) => {
+      const { message, ...extra } = entry.log
+      const fields = { kafka: entry.namespace, broker: extra.broker as unknown, error: extra.error as unknown }
+      if (entry.level <= KafkaLogLevel.ERROR) log.error(fields, message)
+      else log.warn(fields, message)
+    },
+  })
+}

@@ -1,0 +1,167 @@
+/**
+ * Micro-batching producer.
+ *
+ * kafkajs sends each `send()` as its own request and its idempotent producer can lose or reorder
+ * messages when sends overlap (kafkajs#1005, #598). So concurrent callers enqueue here; a batch
+ * is cut after `lingerMs` or `batchMaxMessages`, and exactly one batch is in flight at a time,
+ * acks=all on an idempotent producer. A caller's promise settles when Kafka acknowledged (or
+ * refused) its records.
+ *
+ * A caller that gives up (its deadline passed) can cancel records still waiting in the queue.
+ * Records already handed to Kafka cannot be taken back: their outcome arrives later through the
+ * ticket's promise, and the caller's bookkeeping (the idempotency claim) waits for it.
+ */
+import type { Kafka, Producer } from 'kafkajs'
+import { CdpError } from '../errors.js'
+import type { Logger } from '../observability/logger.js'
+
+export interface OutboundMessage { key: Buffer; value: Buffer }
+
+export interface Ticket {
+  /** settles when Kafka acknowledged (resolve) or refused (reject) these records */
+  readonly done: Promise<void>
+  /** drop the records if they have not been handed to Kafka yet; true when dropped */
+  cancel(): boolean
+}
+
+interface Pending {
+  messages: OutboundMessage[]
+  state: 'queued' | 'sent' | 'cancelled'
+  resolve: () => void
+  reject: (err: unknown) => void
+}
+
+export interface BatchingProducerOptions {
+  topic: string
+  lingerMs: number
+  batchMaxMessages: number
+  /** kafka request timeout for one batch */
+  timeoutMs: number
+}
+
+export class BatchingProducer {
+  private producer: Producer | undefined
+  private connecting: Promise<Producer> | undefined
+  private queue: Pending[] = []
+  private queuedMessages = 0
+  private timer: NodeJS.Timeout | undefined
+  private inFlight: Promise<void> | undefined
+  private closed = false
+  /** batches sent, for metrics and benchmarks */
+  batches = 0
+
+  constructor(private readonly kafka: Kafka, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {}
+
+  async connect(): Promise<void> {
+    await this.getProducer()
+  }
+
+  private getProducer(): Promise<Producer> {
+    if (this.producer !== undefined) return Promise.resolve(this.producer)
+    this.connecting ??= (async () => {
+      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      try {
+        await p.connect()
+      } catch (err) {
+        this.connecting = undefined
+        throw err
+      }
+      this.producer = p
+      this.connecting = undefined
+      return p
+    })()
+    return this.connecting
+  }
+
+  send(messages: OutboundMessage[]): Ticket {
+    if (this.closed) {
+      return { done: Promise.reject(new CdpError('kafka_unavailable', 'producer is shutting down', { retryAfter: 1 })), cancel: () => false }
+    }
+    let entry!: Pending
+    const done = new Promise<void>((resolve, reject) => {
+      entry = { messages, state: 'queued', resolve, reject }
+    })
+    this.queue.push(entry)
+    this.queuedMessages += messages.length
+    this.schedule()
+    return {
+      done,
+      cancel: () => {
+        if (entry.state !== 'queued') return false
+        entry.state = 'cancelled'
+        this.queuedMessages -= entry.messages.length
+        entry.reject(new CdpError('timeout', 'cancelled before it was sent'))
+        return true
+      },
+    }
+  }
+
+  private schedule(): void {
+    if (this.inFlight !== undefined) return // the running batch picks the queue up when it ends
+    if (this.queuedMessages >= this.opts.batchMaxMessages || this.opts.lingerMs === 0) {
+      this.flushNow()
+      return
+    }
+    this.timer ??= setTimeout(() => { this.timer = undefined; this.flushNow() }, this.opts.lingerMs)
+  }
+
+  private flushNow(): void {
+    if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
+    if (this.inFlight !== undefined) return
+    const batch: Pending[] = []
+    let count = 0
+    while (this.queue.length > 0) {
+      const next = this.queue[0]!
+      if (next.state === 'cancelled') { this.queue.shift(); continue }
+      if (count > 0 && count + next.messages.length > this.opts.batchMaxMessages) break
+      this.queue.shift()
+      next.state = 'sent'
+      this.queuedMessages -= next.messages.length
+      count += next.messages.length
+      batch.push(next)
+    }
+    if (batch.length === 0) return
+    this.inFlight = this.sendBatch(batch).finally(() => {
+      this.inFlight = undefined
+      if (this.queue.length > 0) this.schedule()
+    })
+  }
+
+  private async sendBatch(batch: Pending[]): Promise<void> {
+    this.batches++
+    try {
+      const producer = await this.getProducer()
+      await producer.send({
+        topic: this.opts.topic,
+        acks: -1,
+        timeout: this.opts.timeoutMs,
+        messages: batch.flatMap((p) => p.messages),
+      })
+      for (const p of batch) p.resolve()
+    } catch (err) {
+      const cdp = new CdpError('kafka_unavailable', `Kafka did not acknowledge the records: ${(err as Error).message}`, { cause: err, retryAfter: 1 })
+      for (const p of batch) p.reject(cdp)
+      // after a failed idempotent send the producer's sequence numbers may be out of step with the
+      // broker; a fresh producer (new producer id) is the safe way to continue
+      await this.resetProducer()
+      this.log.warn({ err: (err as Error).message }, 'kafka batch failed; producer reset')
+    }
+  }
+
+  private async resetProducer(): Promise<void> {
+    const p = this.producer
+    this.producer = undefined
+    if (p !== undefined) await p.disconnect().catch(() => undefined)
+  }
+
+  /** Send what is queued, wait for it, then disconnect. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.flushNow()
+    while (this.inFlight !== undefined) {
+      await this.inFlight
+      this.flushNow()
+    }
+    await this.resetProducer()
+  }
+}

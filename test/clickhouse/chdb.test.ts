@@ -1,0 +1,6 @@
+import t from 'tap'
+import { scenarios } from './scenarios.js'
+
+for (const [name, scenario] of Object.entries(scenarios)) {
+  void t.test(`chdb: ${name}`, (t) => scenario(t, 'chdb'))
+}
