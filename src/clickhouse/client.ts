@@ -6,8 +6,8 @@
  * chDB holds its data dir for one process; a second process gets `clickhouse_unavailable`
  * at creation (in embedded mode analysts go through the running service).
  *
- * The client is not bound to `config.clickhouse.database`: on a server that would make every
- * request, including the CREATE DATABASE of the migrations, fail until the database exists.
+ * The client is not bound to `config.clickhouse.database`: on a server that parameter must name
+ * an existing database on every request, including the migrations' CREATE DATABASE.
  * All statements here name their tables as `database.table`.
  */
 import { mkdirSync } from 'node:fs'

@@ -14,7 +14,11 @@
  * Conventions: tenant leads every ORDER BY of tenant data; timestamps are DateTime64(3, 'UTC');
  * tables written by the consumer keep the hashes of their last 10000 inserted blocks
  * (`non_replicated_deduplication_window`) so a batch re-sent with the same
- * `insert_deduplication_token` is dropped.
+ * `insert_deduplication_token` is dropped (without that setting the token is ignored).
+ *
+ * To change the schema, append a migration with the next version; never edit an applied one.
+ * The engines are single-node (MergeTree family, not Replicated*): a replicated cluster needs
+ * its own migration set with ON CLUSTER and Replicated engines.
  */
 import type { ClickHouseClient } from '@clickhouse/client'
 import { CdpError } from '../errors.js'

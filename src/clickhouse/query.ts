@@ -10,13 +10,15 @@
  *
  * Tables are named with their database (`cdp.events`); the client has no default database.
  */
-import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client'
+import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
 import { mapClickHouseError } from './errors.js'
 import { checkReadOnlySql } from './sql.js'
 
 export const READ_ONLY_FORMATS = [
   'JSONEachRow', 'JSON', 'JSONCompact', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TabSeparated', 'TabSeparatedWithNames',
+  // for people at a terminal (`cdp query`); clickhouse-js does not list them but passes them on
+  'PrettyCompactMonoBlock', 'PrettyCompact', 'Vertical', 'Markdown',
 ] as const
 export type ReadOnlyFormat = (typeof READ_ONLY_FORMATS)[number]
 
@@ -67,7 +69,7 @@ export async function runReadOnlyQuery(
   try {
     const rs = await client.query({
       query: sql,
-      format,
+      format: format as DataFormat,
       clickhouse_settings: settings,
       ...(params === undefined ? {} : { query_params: params }),
       ...(opts.abortSignal === undefined ? {} : { abort_signal: opts.abortSignal }),

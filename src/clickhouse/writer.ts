@@ -4,9 +4,15 @@
  * Exactly-once: the consumer cuts a batch per partition (offsets first..last), inserts it with
  * `dedupToken(topic, partition, first, last, table)` and commits offsets only afterwards. After
  * a crash it re-cuts the same range and inserts again with the same token; ClickHouse drops the
- * block because the table keeps the last N block tokens (`non_replicated_deduplication_window`,
- * see migrations.ts). A token stands for the rows: never reuse one for a different batch, the
- * second batch would be dropped silently. The ReplacingMergeTree keys stay the last defence.
+ * block because the table remembers its last 10000 block tokens
+ * (`non_replicated_deduplication_window`, see migrations.ts). Verified on chDB 26.7: a re-send
+ * with the same token adds nothing (`count()` without FINAL), also after OPTIMIZE FINAL and after
+ * closing and reopening the data dir; another token inserts; without the table setting the
+ * token is ignored; a token falls out of the window after 10000 newer blocks into that table.
+ * Without a token, a block identical to a recent one is dropped too (content hash).
+ *
+ * A token stands for its rows: never reuse one for a different batch, that batch would be
+ * dropped silently. The ReplacingMergeTree keys stay the last defence.
  *
  * Failures reaching ClickHouse throw CdpError('clickhouse_unavailable') (retriable: don't
  * commit, back off, re-send the same batch with the same token); SQL errors are rethrown as they

@@ -4,7 +4,10 @@
  * consumers have read them. Start-up creates the topic when missing and refuses one whose
  * settings would break those guarantees, naming the setting.
  */
-import { ConfigResourceTypes, type Admin, type Kafka } from 'kafkajs'
+import kafkajs, { type Admin, type Kafka } from 'kafkajs'
+
+// kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
+const { ConfigResourceTypes } = kafkajs
 import type { Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
 

@@ -3,11 +3,14 @@
  * swapped (for example for @confluentinc/kafka-javascript's KafkaJS-compatible API) if the
  * benchmarks ask for it.
  */
-import { Kafka, logLevel as KafkaLogLevel, type LogEntry } from 'kafkajs'
+import kafkajs, { type Kafka as KafkaClient, type LogEntry } from 'kafkajs'
+
+// kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
+const { Kafka, logLevel: KafkaLogLevel } = kafkajs
 import type { Config } from '../config/index.js'
 import type { Logger } from '../observability/logger.js'
 
-export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): Kafka {
+export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): KafkaClient {
   return new Kafka({
     clientId: config.kafka.clientId + clientIdSuffix,
     brokers: [...config.kafka.brokers],

@@ -7,7 +7,7 @@ import { clickHouseBackend, createClickHouse, pingClickHouse } from '../../src/c
 import { isClickHouseUnavailable, mapClickHouseError } from '../../src/clickhouse/errors.js'
 import { createWriter } from '../../src/clickhouse/writer.js'
 import { testConfig } from '../helpers/config.js'
-import { eventRow, harness } from './harness.js'
+import { eventRow, harness } from './fixtures/harness.js'
 
 async function closedPort(): Promise<number> {
   const srv = createServer()

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { isCdpError } from '../../src/errors.js'
 import { runMigrations } from '../../src/clickhouse/migrations.js'
-import { harness, rows } from './harness.js'
+import { harness, rows } from './fixtures/harness.js'
 
 const columnsOf = async (h: Awaited<ReturnType<typeof harness>>, table: string): Promise<Record<string, string>> => {
   const cols = await rows<{ name: string; type: string }>(h.client,

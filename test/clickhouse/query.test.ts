@@ -2,7 +2,7 @@ import t from 'tap'
 import { isCdpError } from '../../src/errors.js'
 import { runReadOnlyQuery, type ReadOnlyFormat } from '../../src/clickhouse/query.js'
 import { checkReadOnlySql } from '../../src/clickhouse/sql.js'
-import { count, eventRow, harness } from './harness.js'
+import { count, eventRow, harness } from './fixtures/harness.js'
 
 void t.test('statement check: reads pass, anything else or anything hidden is refused', async (t) => {
   const allowed = [
@@ -71,6 +71,8 @@ void t.test('runReadOnlyQuery on chDB: formats, params, refusals, and ClickHouse
   t.equal(csv.rows, undefined)
   const tsv = await runReadOnlyQuery(h.client, `SELECT count() AS c FROM ${db}.events`, 'TabSeparatedWithNames')
   t.equal(tsv.text, 'c\n2\n')
+  const pretty = await runReadOnlyQuery(h.client, `SELECT count() AS c FROM ${db}.events`, 'PrettyCompactMonoBlock')
+  t.match(pretty.text, /┌─c─┐[\s\S]*│ 2 │/)
   const described = await runReadOnlyQuery(h.client, `DESCRIBE TABLE ${db}.events_resolved`, 'JSONEachRow')
   t.ok(described.rows?.some((r) => r.name === 'ingest_profile_id'))
 

@@ -1,6 +1,6 @@
 import t from 'tap'
-import { NO_SERVER, serverUrl } from './harness.js'
-import { scenarios } from './scenarios.js'
+import { NO_SERVER, serverUrl } from './fixtures/harness.js'
+import { scenarios } from './fixtures/scenarios.js'
 
 const url = serverUrl(t)
 for (const [name, scenario] of Object.entries(scenarios)) {

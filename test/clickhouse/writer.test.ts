@@ -1,7 +1,8 @@
 import t from 'tap'
-import { dedupToken } from '../../src/clickhouse/writer.js'
+import { createClickHouse } from '../../src/clickhouse/client.js'
+import { createWriter, dedupToken } from '../../src/clickhouse/writer.js'
 import type { DeadLetterRow } from '../../src/clickhouse/rows.js'
-import { count, eventRow, harness, rows } from './harness.js'
+import { count, eventRow, harness, rows } from './fixtures/harness.js'
 
 void t.test('dedupToken names table, topic, partition and offset range', async (t) => {
   t.equal(dedupToken('cdp.events.v1', 3, 100n, 199n, 'events'), 'cdp:events:cdp.events.v1:3:100-199')
@@ -44,6 +45,32 @@ void t.test('a token does not stick: later inserts without one, or with another,
   t.equal(await count(h.client, `SELECT count() AS c FROM ${events}`), 4)
   const [setting] = await rows<{ value: string }>(h.client, "SELECT value FROM system.settings WHERE name = 'insert_deduplication_token'")
   t.equal(setting?.value, '', 'the long-lived session has no token')
+})
+
+void t.test('concurrent batches and concurrent re-sends', async (t) => {
+  const h = await harness(t, 'chdb')
+  const batches = Array.from({ length: 8 }, (_, p) => ({
+    token: dedupToken('cdp.events.v1', p, 0, 99, 'events'),
+    rows: Array.from({ length: 100 }, (_, i) => eventRow({ kafka_partition: p, kafka_offset: i })),
+  }))
+  await Promise.all([...batches, ...batches].map((b) => h.writer.insertEvents(b.rows, { dedupToken: b.token })))
+  t.equal(await count(h.client, `SELECT count() AS c FROM \`${h.database}\`.events`), 800)
+})
+
+void t.test('a batch re-sent after a restart is still dropped (the crash-before-commit case)', async (t) => {
+  const h = await harness(t, 'chdb')
+  const ch = { clickhouse: { ...h.config.clickhouse, url: undefined } }
+  const batch = [eventRow({ kafka_offset: 500 }), eventRow({ kafka_offset: 501 })]
+  const token = dedupToken('cdp.events.v1', 1, 500, 501, 'events')
+  // close() lets the insert in flight finish: the consumer's shutdown path
+  const inflight = h.writer.insertEvents(batch, { dedupToken: token })
+  await h.client.close()
+  t.same(await inflight, { rows: 2 })
+
+  const reopened = createClickHouse(ch)
+  t.teardown(() => reopened.close())
+  await createWriter(reopened, { database: h.database }).insertEvents(batch, { dedupToken: token })
+  t.equal(await count(reopened, `SELECT count() AS c FROM \`${h.database}\`.events`), 2, 'one copy: the token log is on disk')
 })
 
 void t.test('events_resolved: one row per fact (the first), with the canonical profile after merges', async (t) => {

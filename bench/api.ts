@@ -1,0 +1,128 @@
+/**
+ * API throughput benchmark (issue #3). Needs the stack (`npm run stack up`).
+ *   npm run bench:api [-- --seconds 10 --connections 64 --batch 500]
+ * In one run, side by side, on a fresh topic:
+ *   1. single events: POST /v1/cdp/events, unique externalEventId per request, fixed concurrency
+ *   2. batches: POST /v1/cdp/events/batch with N items per request
+ *   3. the ceiling: kafkajs producing the same encoded records directly (sendBatch-sized sends, one in flight)
+ * Prints a markdown table for docs/BENCHMARKS.md.
+ */
+import autocannon from 'autocannon'
+import { parseArgs } from 'node:util'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir, cpus, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
+import { loadConfig } from '../src/config/index.js'
+import { createLogger } from '../src/observability/logger.js'
+import { buildApiRuntime, Resources } from '../src/runtime.js'
+import { buildApp } from '../src/http/app.js'
+import { createKey } from '../src/auth/keys.js'
+import { encodeKey } from '../src/avro/key.js'
+import { newEventId, type CdpEvent } from '../src/avro/event.js'
+
+const { values } = parseArgs({ options: {
+  seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' },
+  batch: { type: 'string', default: '500' }, 'batch-connections': { type: 'string', default: '4' },
+} })
+const seconds = Number(values.seconds)
+const connections = Number(values.connections)
+const batchSize = Number(values.batch)
+const batchConnections = Number(values['batch-connections'])
+
+const run = randomBytes(4).toString('hex')
+const dir = mkdtempSync(join(tmpdir(), 'cdp-bench-'))
+const config = loadConfig({ overrides: {
+  dataDir: dir, logLevel: 'silent',
+  http: { port: 0, rateLimitMax: 1_000_000_000, batchBodyLimitBytes: 64 * 1024 * 1024, maxBatchItems: Math.max(batchSize, 500) },
+  kafka: { topic: `cdp.bench.${run}`, deadLetterTopic: `cdp.bench.${run}.dlq` },
+  state: { lmdbPath: join(dir, 'state') },
+  keys: { prefix: `bench_${run}` },
+} })
+
+const event = (id: string) => ({
+  source: 'brand.pos', externalEventId: id, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
+  identity: { externalUserId: `L-${id}`, email: 'customer@example.com' },
+  properties: { order_id: `order_${id}`, amount: 120.5, currency: 'USD', store_id: 'store_42' },
+})
+
+function summarize(name: string, r: autocannon.Result, eventsPerRequest: number) {
+  const non2xx = r.non2xx + r.errors + r.timeouts
+  return {
+    name,
+    reqPerSec: r.requests.average,
+    eventsPerSec: r.requests.average * eventsPerRequest,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    non2xx,
+  }
+}
+
+async function main() {
+  const log = createLogger({ logLevel: 'silent' })
+  const res = new Resources()
+  const rt = await buildApiRuntime(config, log, res)
+  const app = await buildApp(config, { ingest: rt.ingest, keys: rt.keys, readiness: rt.readiness, logger: log })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const addr = app.server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
+  const { key } = await createKey(rt.stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
+  const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' }
+  const url = `http://127.0.0.1:${port}`
+
+  let n = 0
+  process.stderr.write(`single events: ${connections} connections, ${seconds} s\n`)
+  const single = await autocannon({
+    url, connections, duration: seconds,
+    requests: [{ method: 'POST', path: '/v1/cdp/events', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(event(`s-${run}-${n++}`)) }) }],
+  })
+  const batchesBefore = rt.producer.batches
+  process.stderr.write(`batches: ${batchSize} items, ${batchConnections} connections, ${seconds} s\n`)
+  let b = 0
+  const batch = await autocannon({
+    url, connections: batchConnections, duration: seconds,
+    requests: [{ method: 'POST', path: '/v1/cdp/events/batch', headers, setupRequest: (req) => {
+      const items = Array.from({ length: batchSize }, () => event(`b-${run}-${b++}`))
+      return { ...req, body: JSON.stringify({ items }) }
+    } }],
+  })
+  const kafkaBatches = rt.producer.batches - batchesBefore
+
+  // the ceiling: the same records, encoded the same way, straight to Kafka, one send in flight
+  process.stderr.write(`ceiling: kafkajs send of ${batchSize}-record batches, ${seconds} s\n`)
+  const producer = rt.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  await producer.connect()
+  let sent = 0
+  const t0 = Date.now()
+  while (Date.now() - t0 < seconds * 1000) {
+    const messages = Array.from({ length: batchSize }, () => {
+      const id = `c-${run}-${sent++}`
+      const e = event(id)
+      const rec: CdpEvent = {
+        eventId: newEventId(), tenant: 'bench', source: e.source, externalEventId: id, eventType: e.eventType,
+        occurredAt: Date.parse(e.occurredAt), occurredAtDefaulted: false, receivedAt: Date.now(),
+        identity: { externalUserId: e.identity.externalUserId, email: e.identity.email, phone: null, deviceKey: null },
+        properties: JSON.stringify(e.properties), contractVersion: 1,
+      }
+      return { key: encodeKey(rec), value: rt.codec.encode(rec) }
+    })
+    await producer.send({ topic: config.kafka.topic, acks: -1, messages })
+  }
+  const ceiling = sent / ((Date.now() - t0) / 1000)
+  await producer.disconnect()
+
+  const rows = [summarize('single event', single, 1), summarize(`batch of ${batchSize}`, batch, batchSize)]
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
+  console.log(`\nmachine: ${machine}; broker on the same machine; ${seconds} s per phase`)
+  console.log('| workload | connections | requests/s | events/s | p50 ms | p99 ms | non-2xx | events/s ÷ ceiling |')
+  console.log('|---|---|---|---|---|---|---|---|')
+  for (const [i, r] of rows.entries()) {
+    console.log(`| ${r.name} | ${i === 0 ? connections : batchConnections} | ${r.reqPerSec.toFixed(0)} | ${r.eventsPerSec.toFixed(0)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${(r.eventsPerSec / ceiling).toFixed(2)} |`)
+  }
+  console.log(`| ceiling: kafkajs send, ${batchSize} records/send | 1 | — | ${ceiling.toFixed(0)} | — | — | — | 1.00 |`)
+  console.log(`\nKafka batches during the batch phase: ${kafkaBatches} (${(batch.requests.total * batchSize / Math.max(1, kafkaBatches)).toFixed(0)} records per send)`)
+  await res.close()
+  rmSync(dir, { recursive: true, force: true })
+}
+
+main().catch((err: unknown) => { console.error(err); process.exit(1) })

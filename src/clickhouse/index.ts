@@ -1,0 +1,12 @@
+/** ClickHouse: client factory (chDB or server), migrations, batched writer, analyst queries. */
+export { createClickHouse, pingClickHouse, closeClickHouse, clickHouseBackend } from './client.js'
+export type { ClickHouseClient, ClickHouseClientConfig, ClickHouseBackend, CreateClickHouseOptions, PingOutcome } from './client.js'
+export { runMigrations, appliedMigrations, MIGRATIONS, EVENT_BASE_COLUMNS } from './migrations.js'
+export type { Migration, MigrateOptions, MigrateResult } from './migrations.js'
+export { createWriter, dedupToken } from './writer.js'
+export type { ClickHouseWriter, InsertOptions, InsertOutcome, WriterTable } from './writer.js'
+export { runReadOnlyQuery, READ_ONLY_FORMATS } from './query.js'
+export type { ReadOnlyFormat, ReadOnlyQueryOptions, ReadOnlyQueryResult } from './query.js'
+export { checkReadOnlySql, quoteIdent } from './sql.js'
+export { isClickHouseUnavailable, mapClickHouseError } from './errors.js'
+export type * from './rows.js'

@@ -1,0 +1,359 @@
+/**
+ * The identity graph: which normalized identities belong to which profile, per tenant.
+ *
+ * Events of one person land on many partitions and consumers, so the graph lives in one
+ * transactional store: LMDB (one write transaction per resolveMany call, graph-lmdb.ts) or Redis
+ * (one Lua script per resolveMany call, graph-redis.ts). Both run the rules below; the memory
+ * implementation here is the reference the tests compare them with.
+ *
+ * RULES
+ *
+ * 1. One event, one profile. The usable identities of an event (after normalization and the
+ *    limits below) all end up linked to one profile: known identities' profiles are merged,
+ *    unknown identities are linked to the result.
+ * 2. Order-independent grouping. Without limits, the graph is the union of every event's
+ *    identity set: profiles are the connected components of "appeared in the same event".
+ *    Union does not depend on the order of events, so neither does the final grouping (a
+ *    property test checks this on both stores).
+ * 3. Deterministic ids. A new profile's id is derived from (tenant, first identity of the event
+ *    in the order EXTERNAL < EMAIL < PHONE < DEVICE, then value), a UUID-shaped sha256. An
+ *    identity is linked at most once, so ids never collide, and replaying the same events in
+ *    the same order rebuilds the same ids.
+ * 4. The survivor of a merge is the profile created first: the smallest (createdAt, profileId),
+ *    where createdAt is the `now` given to the resolve that created it (the consumer passes the
+ *    event's occurredAt, so replays agree). The oldest id, already on most rows, stays. Every
+ *    merged profile points straight at the survivor (and so do the ids merged into it before),
+ *    so canonical() is one hop; `aliases` lists every id whose canonical id changed.
+ * 5. Limits stop bad merges; the event is still attributed, and the stop is reported in
+ *    `blocked` with the identity, the reason and the profile that was NOT merged:
+ *    - conflicting_external_id: a profile holds at most one EXTERNAL id. The anchor is the first
+ *      identity (in the order of rule 3) that carries one: an EXTERNAL identity carries its own
+ *      value, any other identity the EXTERNAL id of its profile. Identities carrying a different
+ *      EXTERNAL id are not linked and their profiles not merged. Because EXTERNAL identities come
+ *      first, an event's own externalUserId always wins over the profiles its email or phone
+ *      point to.
+ *    - shared_device: a device key counts the distinct profiles it was linked to (1 on first
+ *      link; +k-1 when an event links it together with k profiles). Once the count reaches
+ *      config.identity.maxProfilesPerDevice the device stops linking: it merges nothing and no
+ *      new identity is linked through it. It is reported only when the event went to another
+ *      profile than the device's own. An event whose only identities are such devices is
+ *      attributed to the first device's profile.
+ * 6. Attribution: the event's profile is the survivor of rule 4 (or the new profile). An event
+ *    with no usable identity gets profileId null.
+ * 7. Every merge is reported: { tenant, fromProfileId, toProfileId, reason, eventId, at }, where
+ *    reason is `linked_by_<type>` for the type of the event's identity that belonged to the
+ *    merged-away profile.
+ *
+ * Records (both stores):
+ *   identity (tenant, type, value) -> { p: profile id when last written, n: device link count }
+ *   profile  (tenant, id)          -> { c: createdAt ms, x: EXTERNAL id | null, m: merged into | null,
+ *                                       a: ids merged into this one (only while it is canonical) }
+ */
+import { createHash } from 'node:crypto'
+import { CdpError } from '../errors.js'
+import { IDENTITY_TYPES, type IdentityType, type NormalizedIdentity } from './normalize.js'
+
+export interface EventRef {
+  eventId: string
+}
+
+export interface ResolveInput {
+  tenant: string
+  identities: NormalizedIdentity[]
+  event: EventRef
+}
+
+export type MergeReason = `linked_by_${Lowercase<IdentityType>}`
+export type BlockReason = 'conflicting_external_id' | 'shared_device'
+
+export interface MergeRecord {
+  tenant: string
+  fromProfileId: string
+  toProfileId: string
+  reason: MergeReason
+  eventId: string
+  /** ms since epoch */
+  at: number
+}
+
+export interface BlockedIdentity {
+  identity: NormalizedIdentity
+  reason: BlockReason
+  /** the profile this identity belongs to and that was not merged (null: a new identity) */
+  profileId: string | null
+}
+
+/** a newly linked identity: one `identities` row */
+export interface IdentityLink {
+  tenant: string
+  identity: NormalizedIdentity
+  profileId: string
+  eventId: string
+  at: number
+}
+
+/** a profile id whose canonical id changed: one alias row */
+export interface ProfileAlias {
+  tenant: string
+  profileId: string
+  canonicalId: string
+  at: number
+}
+
+export interface ResolveResult {
+  /** the event's profile; null when the event has no usable identity */
+  profileId: string | null
+  merges: MergeRecord[]
+  blocked: BlockedIdentity[]
+  newIdentities: IdentityLink[]
+  aliases: ProfileAlias[]
+}
+
+export interface IdentityGraph {
+  /** resolve one event; see the rules above */
+  resolve(tenant: string, identities: NormalizedIdentity[], event: EventRef, now: number): Promise<ResolveResult>
+  /** resolve events in order, in one transaction / one script call; a later event sees the earlier ones */
+  resolveMany(items: ResolveInput[], now: number): Promise<ResolveResult[]>
+  /** the current id of a profile id (itself when never merged or unknown) */
+  canonical(tenant: string, profileId: string): Promise<string>
+  canonicalMany(tenant: string, profileIds: string[]): Promise<string[]>
+  /** the current profile of an identity, if linked */
+  lookup(tenant: string, identity: { type: IdentityType; value: string }): Promise<string | undefined>
+  ping(): Promise<boolean>
+  close(): Promise<void>
+}
+
+export interface GraphOptions {
+  /** config.identity.maxProfilesPerDevice */
+  maxProfilesPerDevice: number
+}
+
+// ---------- shared preparation (both stores, and the Redis script's input) ----------
+
+const RANK: Readonly<Record<IdentityType, number>> = Object.fromEntries(IDENTITY_TYPES.map((t, i) => [t, i])) as Record<IdentityType, number>
+
+export interface PreparedIdentity extends NormalizedIdentity {
+  /** `${type}:${value}` */
+  key: string
+  /** the id of the profile this identity would create */
+  candidate: string
+}
+
+export function identityKey(i: { type: IdentityType; value: string }): string {
+  return `${i.type}:${i.value}`
+}
+
+/** UUID-shaped (version 8, RFC 9562 "custom") sha256 of the tenant and the identity */
+export function profileIdFor(tenant: string, i: { type: IdentityType; value: string }): string {
+  const h = createHash('sha256').update(tenant).update('\0').update(i.type).update('\0').update(i.value).digest('hex')
+  const variant = ((parseInt(h.charAt(16), 16) & 0x3) | 0x8).toString(16)
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`
+}
+
+/** dedupe by key (first raw wins) and sort by (type rank, value): rule 3's order */
+export function prepareIdentities(tenant: string, identities: NormalizedIdentity[]): PreparedIdentity[] {
+  const byKey = new Map<string, PreparedIdentity>()
+  for (const i of identities) {
+    if (RANK[i.type] === undefined) throw new CdpError('internal_error', `unknown identity type ${String(i.type)}`)
+    const key = identityKey(i)
+    if (!byKey.has(key)) byKey.set(key, { type: i.type, value: i.value, raw: i.raw, key, candidate: profileIdFor(tenant, i) })
+  }
+  return [...byKey.values()].sort((a, b) => RANK[a.type] - RANK[b.type] || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
+}
+
+export function mergeReason(type: IdentityType): MergeReason {
+  return `linked_by_${type.toLowerCase() as Lowercase<IdentityType>}`
+}
+
+/** (createdAt, id) order of rule 4 */
+export function createdBefore(a: { c: number; id: string }, b: { c: number; id: string }): boolean {
+  return a.c < b.c || (a.c === b.c && a.id < b.id)
+}
+
+// ---------- the rules over a synchronous transaction (LMDB and memory) ----------
+
+export interface IdentityRecord {
+  p: string
+  n: number
+}
+
+export interface ProfileRecord {
+  c: number
+  x: string | null
+  m: string | null
+  a: string[]
+}
+
+/** the reads and writes of one transaction, keyed by tenant and identity key / profile id */
+export interface GraphTxn {
+  getIdentity(tenant: string, key: string): IdentityRecord | undefined
+  putIdentity(tenant: string, key: string, rec: IdentityRecord): void
+  getProfile(tenant: string, id: string): ProfileRecord | undefined
+  putProfile(tenant: string, id: string, rec: ProfileRecord): void
+}
+
+const MAX_HOPS = 64
+
+export function canonicalIn(
+  txn: Pick<GraphTxn, 'getProfile'>, tenant: string, id: string,
+): { id: string; rec: ProfileRecord } | undefined {
+  let rec = txn.getProfile(tenant, id)
+  for (let hops = 0; rec?.m != null; hops++) {
+    if (hops > MAX_HOPS) throw new CdpError('internal_error', `identity graph: merge chain too long at ${id}`)
+    id = rec.m
+    rec = txn.getProfile(tenant, id)
+  }
+  return rec === undefined ? undefined : { id, rec }
+}
+
+interface Entry {
+  identity: PreparedIdentity
+  rec: IdentityRecord | undefined
+  /** canonical profile of a known identity */
+  profile: { id: string; rec: ProfileRecord } | undefined
+  saturated: boolean
+  conflict: boolean
+}
+
+function publicIdentity(i: PreparedIdentity): NormalizedIdentity {
+  return { type: i.type, value: i.value, raw: i.raw }
+}
+
+export function resolveInTxn(
+  txn: GraphTxn, input: ResolveInput, now: number, opts: GraphOptions,
+): ResolveResult {
+  const { tenant } = input
+  const eventId = input.event.eventId
+  const entries: Entry[] = prepareIdentities(tenant, input.identities).map((identity) => {
+    const rec = txn.getIdentity(tenant, identity.key)
+    if (rec === undefined) return { identity, rec, profile: undefined, saturated: false, conflict: false }
+    const profile = canonicalIn(txn, tenant, rec.p)
+    if (profile === undefined) throw new CdpError('internal_error', `identity graph: missing profile ${rec.p}`)
+    return { identity, rec, profile, saturated: identity.type === 'DEVICE' && rec.n >= opts.maxProfilesPerDevice, conflict: false }
+  })
+  const extOf = (e: Entry): string | null => (e.identity.type === 'EXTERNAL' ? e.identity.value : (e.profile?.rec.x ?? null))
+
+  let anchor: string | null = null
+  for (const e of entries) {
+    if (e.saturated) continue
+    anchor = extOf(e)
+    if (anchor !== null) break
+  }
+  const accepted: Entry[] = []
+  for (const e of entries) {
+    if (e.saturated) continue
+    const x = extOf(e)
+    if (anchor !== null && x !== null && x !== anchor) e.conflict = true
+    else accepted.push(e)
+  }
+
+  const result: ResolveResult = { profileId: null, merges: [], blocked: [], newIdentities: [], aliases: [] }
+  if (accepted.length === 0) {
+    result.profileId = entries.find((e) => e.saturated)?.profile?.id ?? null
+    return result
+  }
+
+  // distinct profiles of the accepted identities, with the type of the first identity that led there
+  const profiles = new Map<string, { rec: ProfileRecord; via: IdentityType }>()
+  for (const e of accepted) {
+    if (e.profile !== undefined && !profiles.has(e.profile.id)) profiles.set(e.profile.id, { rec: e.profile.rec, via: e.identity.type })
+  }
+  let target: string
+  let targetRec: ProfileRecord
+  const first = accepted[0] as Entry
+  if (profiles.size === 0) {
+    target = first.identity.candidate
+    targetRec = { c: now, x: null, m: null, a: [] }
+  } else {
+    let best: { id: string; c: number; rec: ProfileRecord } | undefined
+    for (const [id, { rec }] of profiles) if (best === undefined || createdBefore({ id, c: rec.c }, best)) best = { id, c: rec.c, rec }
+    target = (best as { id: string }).id
+    targetRec = { ...(best as { rec: ProfileRecord }).rec, a: [...(best as { rec: ProfileRecord }).rec.a] }
+  }
+
+  for (const [id, { rec, via }] of profiles) {
+    if (id === target) continue
+    result.merges.push({ tenant, fromProfileId: id, toProfileId: target, reason: mergeReason(via), eventId, at: now })
+    for (const moved of [id, ...rec.a]) result.aliases.push({ tenant, profileId: moved, canonicalId: target, at: now })
+    for (const alias of rec.a) {
+      const aliasRec = txn.getProfile(tenant, alias)
+      if (aliasRec !== undefined) txn.putProfile(tenant, alias, { ...aliasRec, m: target })
+    }
+    txn.putProfile(tenant, id, { ...rec, m: target, a: [] })
+    targetRec.a.push(id, ...rec.a)
+  }
+  if (anchor !== null) targetRec.x = anchor
+  txn.putProfile(tenant, target, targetRec)
+
+  for (const e of accepted) {
+    const isDevice = e.identity.type === 'DEVICE'
+    if (e.rec === undefined) {
+      txn.putIdentity(tenant, e.identity.key, { p: target, n: isDevice ? Math.max(1, profiles.size) : 0 })
+      result.newIdentities.push({ tenant, identity: publicIdentity(e.identity), profileId: target, eventId, at: now })
+    } else {
+      const n = isDevice ? e.rec.n + profiles.size - 1 : e.rec.n
+      if (e.rec.p !== target || n !== e.rec.n) txn.putIdentity(tenant, e.identity.key, { p: target, n })
+    }
+  }
+
+  for (const e of entries) {
+    if (e.conflict) {
+      result.blocked.push({ identity: publicIdentity(e.identity), reason: 'conflicting_external_id', profileId: e.profile?.id ?? null })
+    } else if (e.saturated && e.profile !== undefined && e.profile.id !== target && !profiles.has(e.profile.id)) {
+      result.blocked.push({ identity: publicIdentity(e.identity), reason: 'shared_device', profileId: e.profile.id })
+    }
+  }
+  result.profileId = target
+  return result
+}
+
+// ---------- in-memory graph: the reference implementation ----------
+
+export interface MemoryGraphData {
+  identities: Map<string, IdentityRecord>
+  profiles: Map<string, ProfileRecord>
+}
+
+export function createMemoryIdentityGraph(opts: GraphOptions, data: MemoryGraphData = { identities: new Map(), profiles: new Map() }): IdentityGraph {
+  const k = (tenant: string, key: string): string => `${tenant}\u0000${key}`
+  const view: GraphTxn = {
+    getIdentity: (t, key) => data.identities.get(k(t, key)),
+    putIdentity: (t, key, rec) => void data.identities.set(k(t, key), rec),
+    getProfile: (t, id) => data.profiles.get(k(t, id)),
+    putProfile: (t, id, rec) => void data.profiles.set(k(t, id), rec),
+  }
+  let closed = false
+  const guard = (): void => {
+    if (closed) throw new CdpError('state_store_unavailable', 'memory identity graph is closed')
+  }
+  const graph: IdentityGraph = {
+    async resolve(tenant, identities, event, now) {
+      const [r] = await graph.resolveMany([{ tenant, identities, event }], now)
+      return r as ResolveResult
+    },
+    async resolveMany(items, now) {
+      guard()
+      return items.map((item) => resolveInTxn(view, item, now, opts))
+    },
+    async canonical(tenant, profileId) {
+      guard()
+      return canonicalIn(view, tenant, profileId)?.id ?? profileId
+    },
+    async canonicalMany(tenant, ids) {
+      guard()
+      return ids.map((id) => canonicalIn(view, tenant, id)?.id ?? id)
+    },
+    async lookup(tenant, identity) {
+      guard()
+      const rec = view.getIdentity(tenant, identityKey(identity))
+      return rec === undefined ? undefined : (canonicalIn(view, tenant, rec.p)?.id ?? rec.p)
+    },
+    async ping() {
+      return !closed
+    },
+    async close() {
+      closed = true
+    },
+  }
+  return graph
+}

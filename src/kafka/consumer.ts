@@ -1,0 +1,107 @@
+/**
+ * Consumer runner: a consumer group reading the events topic in batches, one partition batch at a
+ * time, offsets committed only after the handler says the batch is durably written.
+ *
+ * A retriable failure (ClickHouse or a state store away) does not crash and does not commit: the
+ * runner waits with backoff, heartbeating, and offers the same records again; the handler's
+ * idempotent writes make the retry safe. Anything else is a bug in our code: it is logged and
+ * retried the same way, so one bad batch never skips records silently.
+ */
+import type { Consumer, Kafka, KafkaMessage } from 'kafkajs'
+import type { Logger } from '../observability/logger.js'
+
+export interface InboundRecord {
+  topic: string
+  partition: number
+  offset: string
+  key: Buffer | null
+  value: Buffer | null
+  timestamp: string
+}
+
+export interface PartitionBatchHandler {
+  /**
+   * Process records of one partition, in offset order. Returns how many of them (a prefix) are
+   * durably handled; the runner commits after the last of those and offers the rest again.
+   */
+  process(records: InboundRecord[]): Promise<number>
+}
+
+export interface ConsumerRunnerOptions {
+  topic: string
+  groupId: string
+  fromBeginning: boolean
+  /** largest slice handed to the handler at once */
+  maxBatchRecords: number
+  /** max bytes per partition fetch (kafkajs maxBytesPerPartition) */
+  maxBytesPerPartition?: number
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+export class ConsumerRunner {
+  private consumer: Consumer | undefined
+  private stopping = false
+  /** records handled since start, for progress and benchmarks */
+  handled = 0
+
+  constructor(private readonly kafka: Kafka, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    const consumer = this.kafka.consumer({
+      groupId: this.opts.groupId,
+      allowAutoTopicCreation: false,
+      maxBytesPerPartition: this.opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3000,
+    })
+    this.consumer = consumer
+    await consumer.connect()
+    await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: 1,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
+        const all = batch.messages.map((m: KafkaMessage): InboundRecord => ({
+          topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ?? null, value: m.value ?? null, timestamp: m.timestamp,
+        }))
+        let pos = 0
+        let attempt = 0
+        while (pos < all.length && isRunning() && !isStale() && !this.stopping) {
+          const slice = all.slice(pos, pos + this.opts.maxBatchRecords)
+          let done: number
+          try {
+            done = await this.handler.process(slice)
+            attempt = 0
+          } catch (err) {
+            attempt++
+            const wait = Math.min(30_000, 250 * 2 ** Math.min(attempt, 7))
+            const retriable = (err as { retriable?: boolean }).retriable === true
+            this.log[retriable ? 'warn' : 'error']({ partition: batch.partition, offset: slice[0]?.offset, attempt, waitMs: wait, err: (err as Error).message },
+              retriable ? 'batch not written, will retry (not committing)' : 'unexpected error in batch, will retry (not committing)')
+            const until = Date.now() + wait
+            while (Date.now() < until && isRunning() && !this.stopping) {
+              await heartbeat().catch(() => undefined)
+              await sleep(Math.min(1000, until - Date.now()))
+            }
+            continue
+          }
+          if (done <= 0) break
+          pos += done
+          this.handled += done
+          const last = slice[done - 1]!.offset
+          resolveOffset(last)
+          // with autoCommit off, commitOffsetsIfNecessary commits nothing; commit explicitly
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
+          await heartbeat()
+        }
+      },
+    })
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true
+    await this.consumer?.disconnect()
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Shared LMDB plumbing for the state stores and the identity graph: opening an environment,
+ * keys that fit LMDB's key size limit, and a write queue that runs every write made in one
+ * event-loop turn as ONE synchronous transaction.
+ *
+ * Why transactionSync and not lmdb's async `transaction()`: on this project's machines the async
+ * transaction callback never runs (lmdb-js needs a thread-safe callback into the main thread,
+ * which dead-locks here). A synchronous transaction blocks the event loop for the commit, so
+ * concurrent callers are coalesced: one commit per turn instead of one per request. Each queued
+ * operation still runs in arrival order, so "decided in order" holds across calls too.
+ */
+import { createHash } from 'node:crypto'
+import { mkdirSync } from 'node:fs'
+import { open, type RootDatabase } from 'lmdb'
+import { CdpError } from '../errors.js'
+import { storeError } from './errors.js'
+
+/** LMDB refuses keys above ~1978 bytes; longer keys are stored under their sha256. */
+const MAX_KEY_BYTES = 1000
+
+export function lmdbKey(key: string): string {
+  if (key.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(key) <= MAX_KEY_BYTES) return key
+  // NUL never starts a dedup key (JSON) or an identity key, so hashed keys cannot collide with plain ones
+  return `\u0000sha256:${createHash('sha256').update(key).digest('hex')}`
+}
+
+export function openEnv(path: string): RootDatabase {
+  try {
+    mkdirSync(path, { recursive: true })
+    return open({ path, maxDbs: 16 })
+  } catch (err) {
+    throw storeError('lmdb', `open ${path}`, err)
+  }
+}
+
+interface QueuedOp {
+  fn: () => unknown
+  resolve: (v: unknown) => void
+  reject: (e: unknown) => void
+}
+
+export class WriteQueue {
+  #queue: QueuedOp[] = []
+  #scheduled = false
+  #closed = false
+  #idle: (() => void)[] = []
+
+  constructor(private readonly env: RootDatabase, private readonly what: string) {}
+
+  /** run `fn` inside the next write transaction; its return value resolves the promise */
+  run<T>(fn: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new CdpError('state_store_unavailable', `${this.what}: store is closed`))
+    return new Promise<T>((resolve, reject) => {
+      this.#queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(() => this.#flush())
+      }
+    })
+  }
+
+  #flush(): void {
+    this.#scheduled = false
+    const ops = this.#queue
+    this.#queue = []
+    const results: unknown[] = []
+    try {
+      this.env.transactionSync(() => {
+        for (const op of ops) results.push(op.fn())
+      })
+    } catch (err) {
+      // the transaction was aborted as a whole: nothing of this turn was written
+      const e = storeError('lmdb', this.what, err)
+      for (const op of ops) op.reject(e)
+      this.#settled()
+      return
+    }
+    ops.forEach((op, i) => op.resolve(results[i]))
+    this.#settled()
+  }
+
+  #settled(): void {
+    if (this.#queue.length === 0 && !this.#scheduled) for (const fn of this.#idle.splice(0)) fn()
+  }
+
+  /** stop accepting work and wait for queued work to commit */
+  async close(): Promise<void> {
+    this.#closed = true
+    if (this.#queue.length === 0 && !this.#scheduled) return
+    await new Promise<void>((resolve) => this.#idle.push(resolve))
+  }
+}
+
+/** read helper: wrap synchronous lmdb reads so infrastructure errors carry the store code */
+export function readOp<T>(what: string, closed: () => boolean, fn: () => T): Promise<T> {
+  if (closed()) return Promise.reject(new CdpError('state_store_unavailable', `${what}: store is closed`))
+  try {
+    return Promise.resolve(fn())
+  } catch (err) {
+    return Promise.reject(storeError('lmdb', what, err))
+  }
+}

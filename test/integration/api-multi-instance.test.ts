@@ -1,0 +1,66 @@
+/**
+ * Two API processes sharing Redis (the scale-out mode): each answers `duplicate` for the other's
+ * events, and concurrent identical requests across them yield one accepted event.
+ */
+import t from 'tap'
+import { testConfig, uniq } from '../helpers/config.js'
+import { freePort, runCdp, waitFor } from '../helpers/process.js'
+import { readTopic } from '../helpers/api.js'
+import { createStateStores } from '../../src/state/index.js'
+import { createKey } from '../../src/auth/keys.js'
+
+const event = (id: string) => ({
+  source: 'brand.crm', externalEventId: id, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
+  identity: { email: 'someone@example.com' },
+  properties: { order_id: `o-${id}`, amount: 10, currency: 'EUR' },
+})
+
+t.test('two API instances share claims and keys through Redis', async (t) => {
+  const cfg = testConfig(t, { state: { backend: 'redis' } })
+  const stores = await createStateStores(cfg)
+  t.teardown(() => stores.close())
+  const { key } = await createKey(stores.keys, { tenant: 'acme', permissions: ['events:write', 'events:batch'] })
+
+  const ports = [await freePort(), await freePort()]
+  const base = {
+    dataDir: cfg.dataDir, logLevel: 'warn',
+    kafka: { topic: cfg.kafka.topic, deadLetterTopic: cfg.kafka.deadLetterTopic, partitions: cfg.kafka.partitions, brokers: cfg.kafka.brokers },
+    schemaRegistry: { url: cfg.schemaRegistry.url },
+    state: { backend: 'redis', redisUrl: cfg.state.redisUrl },
+    keys: { prefix: cfg.keys.prefix },
+  }
+  const procs = ports.map((port) => runCdp(t, ['serve', '--role', 'api'], { dir: cfg.dataDir, config: { ...base, http: { port } } }))
+  for (const [i, port] of ports.entries()) {
+    await waitFor(`instance ${i} ready`, async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/readyz`)
+      return r.ok ? true : undefined
+    }, 60_000).catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${procs[i]!.output()}`) })
+  }
+  const post = async (port: number, body: unknown) => {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/cdp/events`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    })
+    return { status: r.status, body: await r.json() as Record<string, string> }
+  }
+
+  const a = await post(ports[0]!, event('one'))
+  t.equal(a.status, 202)
+  const dupOnB = await post(ports[1]!, event('one'))
+  t.same(dupOnB, { status: 200, body: { status: 'duplicate', original_event_id: a.body.event_id } }, 'B knows A\'s event')
+  const b = await post(ports[1]!, event('two'))
+  t.equal(b.status, 202)
+  const dupOnA = await post(ports[0]!, event('two'))
+  t.same(dupOnA.body, { status: 'duplicate', original_event_id: b.body.event_id }, 'A knows B\'s event')
+  const conflict = await post(ports[0]!, { ...event('two'), properties: { order_id: 'x', amount: 1, currency: 'EUR' } })
+  t.equal(conflict.status, 409)
+
+  // the same new fact sent to both instances at once, 20 times each
+  const id = uniq('race')
+  const all = await Promise.all(Array.from({ length: 40 }, (_, i) => post(ports[i % 2]!, event(id))))
+  t.equal(all.filter((r) => r.status === 202).length, 1, 'one accepted across both instances')
+  t.equal(all.filter((r) => r.status === 200).length, 39)
+  t.equal(new Set(all.map((r) => r.body.event_id ?? r.body.original_event_id)).size, 1, 'one event id')
+
+  const records = await readTopic(cfg, 3, { settleMs: 1500 })
+  t.equal(records.length, 3, 'one record per fact on the topic')
+})

@@ -1,0 +1,243 @@
+/**
+ * The behaviour every StateStores implementation must have. lmdb.test.ts, redis.test.ts and
+ * memory.test.ts run this same suite; a rule lives here once, not per backend.
+ */
+import type { Test } from 'tap'
+import type { ApiKeyRecord, ClaimOutcome, ClaimRequest, FactRef, StateStores } from '../../src/state/types.js'
+
+/** opens the stores of ONE isolated storage (a dir, a key prefix); a second call reopens the same data */
+export type StoreOpener = () => Promise<StateStores>
+
+const LEASE = 30_000
+const T0 = 1_760_000_000_000
+
+function req(key: string, eventId: string, fingerprint = 'fp-1'): ClaimRequest {
+  return { key, eventId, fingerprint }
+}
+
+function ref(eventId: string, fingerprint: string, partition: number, offset: string): FactRef {
+  return { eventId, fingerprint, partition, offset }
+}
+
+function apiKey(id: string, over: Partial<ApiKeyRecord> = {}): ApiKeyRecord {
+  return {
+    id, tenant: 'acme', secretHash: 'ab'.repeat(32), permissions: ['events:write'], sources: [],
+    createdAt: '2026-01-01T00:00:00.000Z', expiresAt: null, revokedAt: null, label: null, ...over,
+  }
+}
+
+export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): void {
+  async function open(t: Test): Promise<{ stores: StateStores; reopen: () => Promise<StateStores> }> {
+    const opener = makeStores(t)
+    const stores = await opener()
+    t.teardown(() => stores.close())
+    const reopen = async (): Promise<StateStores> => {
+      const s = await opener()
+      t.teardown(() => s.close())
+      return s
+    }
+    return { stores, reopen }
+  }
+  const key = (name: string): string => JSON.stringify(['acme', 'brand.pos', name])
+
+  t.test('claims: a new tuple is claimed under the requested event id', async (t) => {
+    const { stores } = await open(t)
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: false }])
+    t.same(await stores.claims.claimMany([], T0, LEASE), [])
+  })
+
+  t.test('claims: pending + same fingerprint + live lease -> in_flight with the original id', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + LEASE, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
+      'claimedAt + leaseMs == now is not expired yet')
+  })
+
+  t.test('claims: committed + same fingerprint -> duplicate with the original id, forever', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_1' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + 1, LEASE), [{ outcome: 'duplicate', eventId: 'evt_1' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_3')], T0 + 365 * 24 * 3600_000, LEASE), [{ outcome: 'duplicate', eventId: 'evt_1' }],
+      'a committed claim never expires')
+  })
+
+  t.test('claims: different fingerprint -> conflict with the existing id, pending or committed', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('p'), 'evt_p'), req(key('c'), 'evt_c')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('c'), eventId: 'evt_c' }])
+    t.same(await stores.claims.claimMany([req(key('p'), 'evt_x', 'fp-2'), req(key('c'), 'evt_y', 'fp-2')], T0 + 1, LEASE), [
+      { outcome: 'conflict', eventId: 'evt_p' },
+      { outcome: 'conflict', eventId: 'evt_c' },
+    ])
+    t.same(await stores.claims.claimMany([req(key('p'), 'evt_z', 'fp-2')], T0 + 10 * LEASE, LEASE), [{ outcome: 'conflict', eventId: 'evt_p' }],
+      'an expired lease is not taken over by a different payload')
+  })
+
+  t.test('claims: an expired pending claim is taken over under the SAME event id', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + LEASE + 1, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: true }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_3')], T0 + LEASE + 2, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
+      'the takeover renewed the lease')
+    await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_1' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_4')], T0 + LEASE + 3, LEASE), [{ outcome: 'duplicate', eventId: 'evt_1' }])
+  })
+
+  t.test('claims: items of one call are decided in order, a later one sees an earlier one', async (t) => {
+    const { stores } = await open(t)
+    const out = await stores.claims.claimMany([
+      req(key('a'), 'evt_1'),
+      req(key('b'), 'evt_2'),
+      req(key('a'), 'evt_3'),
+      req(key('a'), 'evt_4', 'fp-2'),
+    ], T0, LEASE)
+    t.same(out, [
+      { outcome: 'claimed', eventId: 'evt_1', takeover: false },
+      { outcome: 'claimed', eventId: 'evt_2', takeover: false },
+      { outcome: 'in_flight', eventId: 'evt_1' },
+      { outcome: 'conflict', eventId: 'evt_1' },
+    ])
+  })
+
+  t.test('claims: commit and release change only the claim holding the event id', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_other' }])
+    await stores.claims.releaseMany([{ key: key('a'), eventId: 'evt_other' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + 1, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
+      'a stranger neither committed nor released it')
+
+    await stores.claims.releaseMany([{ key: key('a'), eventId: 'evt_1' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_3', 'fp-2')], T0 + 2, LEASE), [{ outcome: 'claimed', eventId: 'evt_3', takeover: false }],
+      'after the owner released it, a retry (even a corrected payload) claims afresh')
+
+    await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_3' }])
+    await stores.claims.releaseMany([{ key: key('a'), eventId: 'evt_3' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_4', 'fp-2')], T0 + 3, LEASE), [{ outcome: 'duplicate', eventId: 'evt_3' }],
+      'a committed claim cannot be released')
+
+    await stores.claims.commitMany([{ key: key('missing'), eventId: 'evt_x' }])
+    await stores.claims.releaseMany([{ key: key('missing'), eventId: 'evt_x' }])
+    t.same(await stores.claims.claimMany([req(key('missing'), 'evt_5')], T0 + 4, LEASE), [{ outcome: 'claimed', eventId: 'evt_5', takeover: false }],
+      'commit/release of an unknown tuple create nothing')
+  })
+
+  t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
+    const { stores } = await open(t)
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+      stores.claims.claimMany([req(key('hot'), `evt_${i}`)], T0, LEASE)))
+    const flat: ClaimOutcome[] = results.flat()
+    const claimed = flat.filter((o) => o.outcome === 'claimed')
+    t.equal(claimed.length, 1)
+    const winner = claimed[0]?.eventId
+    t.ok(flat.every((o) => o.outcome === 'claimed' || (o.outcome === 'in_flight' && o.eventId === winner)), 'all others wait for the winner')
+  })
+
+  t.test('claims: long and non-ASCII keys', async (t) => {
+    const { stores } = await open(t)
+    const long = key('x'.repeat(3000))
+    const other = key('x'.repeat(2999) + 'y')
+    const uni = key('заказ-№1 🧾')
+    t.same(await stores.claims.claimMany([req(long, 'evt_1'), req(other, 'evt_2'), req(uni, 'evt_3')], T0, LEASE), [
+      { outcome: 'claimed', eventId: 'evt_1', takeover: false },
+      { outcome: 'claimed', eventId: 'evt_2', takeover: false },
+      { outcome: 'claimed', eventId: 'evt_3', takeover: false },
+    ])
+    t.same(await stores.claims.claimMany([req(long, 'evt_4'), req(uni, 'evt_5')], T0 + 1, LEASE), [
+      { outcome: 'in_flight', eventId: 'evt_1' },
+      { outcome: 'in_flight', eventId: 'evt_3' },
+    ])
+  })
+
+  t.test('dedup: first fact wins; repeat, conflict and re-delivery', async (t) => {
+    const { stores } = await open(t)
+    const first = ref('evt_1', 'fp-1', 2, '100')
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first' }])
+    t.same(await stores.dedup.get(key('a')), first)
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first' }],
+      'the very same record again (crash before the insert) is still first')
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_9', 'fp-1', 2, '100') }]), [{ outcome: 'first' }],
+      're-delivery is recognised by its position')
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_2', 'fp-1', 0, '7') }]), [{ outcome: 'repeat', original: first }])
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_3', 'fp-1', 2, '101') }]), [{ outcome: 'repeat', original: first }],
+      'same partition, other offset: a repeat')
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_4', 'fp-2', 1, '5') }]), [{ outcome: 'conflict', original: first }])
+    t.same(await stores.dedup.get(key('a')), first, 'the original stays')
+    t.equal(await stores.dedup.get(key('nothing')), undefined)
+    t.same(await stores.dedup.checkMany([]), [])
+  })
+
+  t.test('dedup: items of one call are decided in order', async (t) => {
+    const { stores } = await open(t)
+    const a = ref('evt_1', 'fp-1', 0, '1')
+    const out = await stores.dedup.checkMany([
+      { key: key('a'), ref: a },
+      { key: key('a'), ref: ref('evt_2', 'fp-1', 0, '2') },
+      { key: key('b'), ref: ref('evt_3', 'fp-1', 0, '3') },
+      { key: key('a'), ref: ref('evt_4', 'fp-9', 0, '4') },
+      { key: key('a'), ref: a },
+    ])
+    t.same(out, [
+      { outcome: 'first' },
+      { outcome: 'repeat', original: a },
+      { outcome: 'first' },
+      { outcome: 'conflict', original: a },
+      { outcome: 'first' },
+    ])
+  })
+
+  t.test('dedup: large offsets keep their digits', async (t) => {
+    const { stores } = await open(t)
+    const big = ref('evt_1', 'fp-1', 11, '9007199254740993123')
+    await stores.dedup.checkMany([{ key: key('a'), ref: big }])
+    t.same(await stores.dedup.get(key('a')), big)
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_2', 'fp-1', 11, '9007199254740993124') }]), [{ outcome: 'repeat', original: big }])
+  })
+
+  t.test('keys: put, get, list, overwrite', async (t) => {
+    const { stores } = await open(t)
+    t.same(await stores.keys.listKeys(), [])
+    t.equal(await stores.keys.getKey('k1'), undefined)
+    const k1 = apiKey('k1', { sources: ['brand.pos'], label: 'POS' })
+    const k2 = apiKey('k2', { tenant: 'globex', expiresAt: '2027-01-01T00:00:00.000Z' })
+    await stores.keys.putKey(k2)
+    await stores.keys.putKey(k1)
+    t.same(await stores.keys.getKey('k1'), k1)
+    t.same((await stores.keys.listKeys()).sort((a, b) => a.id.localeCompare(b.id)), [k1, k2])
+    const revoked = { ...k1, revokedAt: '2026-02-01T00:00:00.000Z' }
+    await stores.keys.putKey(revoked)
+    t.same(await stores.keys.getKey('k1'), revoked)
+    t.equal((await stores.keys.listKeys()).length, 2)
+  })
+
+  t.test('everything survives close and reopen', async (t) => {
+    const { stores, reopen } = await open(t)
+    await stores.claims.claimMany([req(key('pending'), 'evt_p'), req(key('done'), 'evt_d')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('done'), eventId: 'evt_d' }])
+    const fact = ref('evt_f', 'fp-1', 3, '42')
+    await stores.dedup.checkMany([{ key: key('fact'), ref: fact }])
+    await stores.keys.putKey(apiKey('k1'))
+    t.equal(await stores.ping(), true)
+    await stores.close()
+    t.equal(await stores.ping(), false, 'a closed store does not answer')
+    await t.rejects(stores.claims.claimMany([req(key('x'), 'evt_x')], T0, LEASE), { code: 'state_store_unavailable' },
+      'a closed store fails with the retriable store code')
+
+    const again = await reopen()
+    t.equal(await again.ping(), true)
+    t.same(await again.claims.claimMany([req(key('pending'), 'evt_1'), req(key('done'), 'evt_2')], T0 + 1, LEASE), [
+      { outcome: 'in_flight', eventId: 'evt_p' },
+      { outcome: 'duplicate', eventId: 'evt_d' },
+    ])
+    t.same(await again.dedup.get(key('fact')), fact)
+    t.same(await again.keys.getKey('k1'), apiKey('k1'))
+  })
+
+  t.test('close is idempotent', async (t) => {
+    const { stores } = await open(t)
+    await stores.close()
+    await stores.close()
+    t.pass()
+  })
+}
