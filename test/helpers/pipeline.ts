@@ -1,0 +1,35 @@
+/**
+ * A running consumer pipeline (real Kafka, registry, state store and chDB) for a test's config,
+ * with a query helper that polls ClickHouse until a condition holds.
+ */
+import type { Config } from '../../src/config/index.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { Resources } from '../../src/runtime.js'
+import { consumerHooks } from '../../src/pipeline/service.js'
+import type { TestContext } from './config.js'
+import { waitFor } from './process.js'
+
+export interface TestPipeline {
+  /** JSONEachRow rows of a read-only query */
+  rows<T = Record<string, unknown>>(sql: string): Promise<T[]>
+  /** polls until `check(rows)` is true; returns the rows */
+  until<T = Record<string, unknown>>(sql: string, check: (rows: T[]) => boolean, timeoutMs?: number): Promise<T[]>
+  stop(): Promise<void>
+}
+
+export async function startPipeline(t: TestContext, config: Readonly<Config>): Promise<TestPipeline> {
+  const log = createLogger({ logLevel: 'silent' })
+  const res = new Resources()
+  let stopped = false
+  const stop = async () => { if (!stopped) { stopped = true; await res.close() } }
+  t.teardown(stop)
+  const { query } = await consumerHooks.start(config, log, res)
+  if (query === undefined) throw new Error('consumer returned no query runner')
+  const rows = async <T>(sql: string): Promise<T[]> => {
+    const text = await query(sql, 'JSONEachRow')
+    return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as T)
+  }
+  const until = async <T>(sql: string, check: (r: T[]) => boolean, timeoutMs = 30_000): Promise<T[]> =>
+    waitFor(`ClickHouse: ${sql}`, async () => { const r = await rows<T>(sql); return check(r) ? r : undefined }, timeoutMs, 250)
+  return { rows, until, stop }
+}
