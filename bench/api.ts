@@ -1,5 +1,7 @@
 /**
  * API throughput benchmark (issue #3). Needs the stack (`npm run stack up`).
+ * The API runs in a child process (as in production); autocannon and the ceiling run in this one,
+ * so the load generator does not share the server's event loop.
  *   npm run bench:api [-- --seconds 10 --connections 64 --batch 500]
  * In one run, side by side, on a fresh topic:
  *   1. single events: POST /v1/cdp/events, unique externalEventId per request, fixed concurrency
@@ -9,6 +11,9 @@
  */
 import autocannon from 'autocannon'
 import { parseArgs } from 'node:util'
+import { spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir, cpus, totalmem } from 'node:os'
 import { join } from 'node:path'
@@ -24,13 +29,14 @@ import { newEventId, type CdpEvent } from '../src/avro/event.js'
 const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' },
   batch: { type: 'string', default: '500' }, 'batch-connections': { type: 'string', default: '4' },
+  serve: { type: 'string' },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)
 const batchSize = Number(values.batch)
 const batchConnections = Number(values['batch-connections'])
 
-const run = randomBytes(4).toString('hex')
+const run = values.serve ?? randomBytes(4).toString('hex')
 const dir = mkdtempSync(join(tmpdir(), 'cdp-bench-'))
 const config = loadConfig({ overrides: {
   dataDir: dir, logLevel: 'silent',
@@ -58,7 +64,8 @@ function summarize(name: string, r: autocannon.Result, eventsPerRequest: number)
   }
 }
 
-async function main() {
+/** child: the API on its own, printing {port, key} when ready */
+async function serveApi() {
   const log = createLogger({ logLevel: 'silent' })
   const res = new Resources()
   const rt = await buildApiRuntime(config, log, res)
@@ -67,6 +74,24 @@ async function main() {
   const addr = app.server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : 0
   const { key } = await createKey(rt.stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
+  process.stdout.write(JSON.stringify({ port, key }) + '\n')
+  // report producer batch counts on request, exit on stdin close
+  const rl = createInterface({ input: process.stdin })
+  rl.on('line', () => process.stdout.write(JSON.stringify({ batches: rt.producer.batches }) + '\n'))
+  rl.on('close', () => { void res.close().then(() => { rmSync(dir, { recursive: true, force: true }); process.exit(0) }) })
+}
+
+async function main() {
+  // BENCH_CPU_PROF=dir writes a CPU profile of the API process (where the time goes)
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', run], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout })
+  const next = () => new Promise<Record<string, unknown>>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>)))
+  const { port, key } = await next() as { port: number; key: string }
+  const batchesNow = async () => { child.stdin.write('?\n'); return (await next()).batches as number }
+  const log = createLogger({ logLevel: 'silent' })
+  const res = new Resources()
+  const rt = await buildApiRuntime(config, log, res)
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' }
   const url = `http://127.0.0.1:${port}`
 
@@ -76,7 +101,7 @@ async function main() {
     url, connections, duration: seconds,
     requests: [{ method: 'POST', path: '/v1/cdp/events', headers, setupRequest: (req) => ({ ...req, body: JSON.stringify(event(`s-${run}-${n++}`)) }) }],
   })
-  const batchesBefore = rt.producer.batches
+  const batchesBefore = await batchesNow()
   process.stderr.write(`batches: ${batchSize} items, ${batchConnections} connections, ${seconds} s\n`)
   let b = 0
   const batch = await autocannon({
@@ -86,7 +111,7 @@ async function main() {
       return { ...req, body: JSON.stringify({ items }) }
     } }],
   })
-  const kafkaBatches = rt.producer.batches - batchesBefore
+  const kafkaBatches = (await batchesNow()) - batchesBefore
 
   // the ceiling: the same records, encoded the same way, straight to Kafka, one send in flight
   process.stderr.write(`ceiling: kafkajs send of ${batchSize}-record batches, ${seconds} s\n`)
@@ -121,8 +146,12 @@ async function main() {
   }
   console.log(`| ceiling: kafkajs send, ${batchSize} records/send | 1 | — | ${ceiling.toFixed(0)} | — | — | — | 1.00 |`)
   console.log(`\nKafka batches during the batch phase: ${kafkaBatches} (${(batch.requests.total * batchSize / Math.max(1, kafkaBatches)).toFixed(0)} records per send)`)
+  child.stdin.end()
+  await new Promise((r) => child.once('exit', r))
   await res.close()
   rmSync(dir, { recursive: true, force: true })
+  process.exit(0)
 }
 
-main().catch((err: unknown) => { console.error(err); process.exit(1) })
+const entry = values.serve !== undefined ? serveApi : main
+entry().catch((err: unknown) => { console.error(err); process.exit(1) })

@@ -142,6 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'contracts': return contractsCommand(args, out, { dir: config.contracts.dir, releasedFile: config.contracts.releasedFile })
     case 'query': return queryCommand(config, args, out)
     case 'replay': return replayCommand(config, args, out)
+    case 'clickhouse-gateway': return (await import('./clickhouse-gateway.js')).clickhouseGatewayCommand(config, args, out)
     default: return usage(out)
   }
 }

@@ -78,6 +78,8 @@ export interface Config {
     flushMaxRows: number
     flushMaxBytes: number
     flushIntervalMs: number
+    /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
+    sessionTimeoutMs: number
   }
   contracts: {
     dir: string
@@ -171,6 +173,8 @@ const schema = {
       properties: {
         flushMaxRows: { type: 'integer', minimum: 1 }, flushMaxBytes: { type: 'integer', minimum: 1024 },
         flushIntervalMs: { type: 'integer', minimum: 1 },
+        // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
+        sessionTimeoutMs: { type: 'integer', minimum: 1000 },
       },
     },
     contracts: {
@@ -231,7 +235,7 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200 },
+    consumer: { flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200, sessionTimeoutMs: 30_000 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },

@@ -2,30 +2,44 @@
  * The identity graph on LMDB (embedded mode): its own environment, so identity writes of the
  * consumer never wait on the API's claim writes. One resolveMany call is one write transaction
  * (coalesced with the other calls of the same event-loop turn, see src/state/lmdb-env.ts).
+ *
+ * Kept results (rule 8 in graph.ts) are also indexed by the wall-clock time they were kept;
+ * every resolveMany drops a bounded number of those older than `replayTtlMs`, so a consumer that
+ * never calls forget() cannot grow them without bound (Redis uses key expiry for the same).
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { CdpError } from '../errors.js'
 import { lmdbKey, openEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
 import {
-  canonicalIn, identityKey, resolveInTxn,
+  canonicalIn, identityKey, resolveOrReplay,
   type GraphOptions, type GraphTxn, type IdentityGraph, type IdentityRecord, type ProfileRecord, type ResolveResult,
 } from './graph.js'
 
 export interface LmdbGraphOptions extends GraphOptions {
   /** directory of the LMDB environment (created when missing) */
   path: string
+  /** how long a kept result outlives a consumer that never calls forget(); default 1 hour */
+  replayTtlMs?: number
 }
+
+/** kept results dropped per resolveMany at most: bounds the extra work of one transaction */
+const SWEEP_LIMIT = 500
 
 class LmdbIdentityGraph implements IdentityGraph {
   readonly #identities: Database<IdentityRecord, string>
   readonly #profiles: Database<ProfileRecord, string>
+  readonly #resolved: Database<ResolveResult, string>
+  /** `<kept at, 15 digits>\0<resolved key>` -> resolved key */
+  readonly #keptAt: Database<string, string>
   readonly #writes: WriteQueue
   readonly #view: GraphTxn
   #closed = false
 
-  constructor(private readonly env: RootDatabase, private readonly opts: GraphOptions) {
+  constructor(private readonly env: RootDatabase, private readonly opts: GraphOptions, private readonly replayTtlMs: number) {
     this.#identities = env.openDB<IdentityRecord, string>({ name: 'identities' })
     this.#profiles = env.openDB<ProfileRecord, string>({ name: 'profiles' })
+    this.#resolved = env.openDB<ResolveResult, string>({ name: 'resolved' })
+    this.#keptAt = env.openDB<string, string>({ name: 'resolved-at' })
     this.#writes = new WriteQueue(env, 'identity graph')
     const k = (tenant: string, key: string): string => lmdbKey(`${tenant}\u0000${key}`)
     this.#view = {
@@ -33,6 +47,12 @@ class LmdbIdentityGraph implements IdentityGraph {
       putIdentity: (t, key, rec) => this.#identities.putSync(k(t, key), rec),
       getProfile: (t, id) => this.#profiles.get(k(t, id)),
       putProfile: (t, id, rec) => this.#profiles.putSync(k(t, id), rec),
+      getResolved: (t, id) => this.#resolved.get(k(t, id)),
+      putResolved: (t, id, r) => {
+        const key = k(t, id)
+        this.#resolved.putSync(key, r)
+        this.#keptAt.putSync(`${String(Date.now()).padStart(15, '0')}\u0000${key}`, key)
+      },
     }
   }
 
@@ -44,7 +64,19 @@ class LmdbIdentityGraph implements IdentityGraph {
 
   resolveMany(...[items, now]: Parameters<IdentityGraph['resolveMany']>): Promise<ResolveResult[]> {
     if (items.length === 0) return Promise.resolve([])
-    return this.#writes.run(() => items.map((item) => resolveInTxn(this.#view, item, now, this.opts)))
+    return this.#writes.run(() => {
+      this.#sweep()
+      return items.map((item) => resolveOrReplay(this.#view, item, now, this.opts))
+    })
+  }
+
+  #sweep(): void {
+    const end = `${String(Date.now() - this.replayTtlMs).padStart(15, '0')}\u0000`
+    const old = [...this.#keptAt.getRange({ end, limit: SWEEP_LIMIT })]
+    for (const { key, value } of old) {
+      this.#resolved.removeSync(value)
+      this.#keptAt.removeSync(key)
+    }
   }
 
   canonical(tenant: string, profileId: string): Promise<string> {
@@ -62,6 +94,13 @@ class LmdbIdentityGraph implements IdentityGraph {
       const p = canonicalIn(this.#view, tenant, rec.p)
       if (p === undefined) throw new CdpError('internal_error', `identity graph: missing profile ${rec.p}`)
       return p.id
+    })
+  }
+
+  async forget(events: { tenant: string; eventId: string }[]): Promise<void> {
+    if (events.length === 0) return
+    await this.#writes.run(() => {
+      for (const e of events) this.#resolved.removeSync(lmdbKey(`${e.tenant}\u0000${e.eventId}`))
     })
   }
 
@@ -84,5 +123,5 @@ class LmdbIdentityGraph implements IdentityGraph {
 }
 
 export function openLmdbIdentityGraph(opts: LmdbGraphOptions): IdentityGraph {
-  return new LmdbIdentityGraph(openEnv(opts.path), { maxProfilesPerDevice: opts.maxProfilesPerDevice })
+  return new LmdbIdentityGraph(openEnv(opts.path), { maxProfilesPerDevice: opts.maxProfilesPerDevice }, opts.replayTtlMs ?? 3600_000)
 }

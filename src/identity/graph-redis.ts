@@ -2,21 +2,22 @@
  * The identity graph on Redis (scale-out): consumers in different processes resolve against the
  * same graph, so each resolveMany call is ONE Lua script, atomic with respect to every other
  * consumer. The script is a port of resolveInTxn in graph.ts (same rules, same records); the
- * identities arrive already deduplicated, sorted and with their candidate profile ids, so
+ * identities arrive already deduplicated, sorted and with the profile id they would create
+ * (only for those that can: see mayCreate), so
  * hashing and ordering live only in TypeScript.
  *
  * Keys, per tenant under one hash tag (a Redis Cluster keeps a tenant's graph in one slot):
  *   <prefix>:idg:{<tenant>}:i:<TYPE>:<value>   hash  p (profile id), n (device link count)
  *   <prefix>:idg:{<tenant>}:p:<profile id>     hash  c (created at, ms), x (EXTERNAL id), m (merged into)
  *   <prefix>:idg:{<tenant>}:a:<profile id>     set   ids merged into this (canonical) profile
+ *   <prefix>:idg:{<tenant>}:r:<event id>       string  a kept result (rule 8), JSON, expires
  * The script builds profile keys from what it reads, so it cannot declare them all in KEYS.
  */
 import type { Redis } from 'ioredis'
 import { CdpError } from '../errors.js'
-import { storeError } from '../state/errors.js'
-import { closeRedisClient, createRedisClient, pingRedis, RedisScript, type RedisClientOptions } from '../state/redis-client.js'
+import { closeRedisClient, createRedisClient, pingRedis, redisCall, RedisScript, type RedisClientOptions } from '../state/redis-client.js'
 import {
-  mergeReason, prepareIdentities,
+  mayCreate, mergeReason, prepareIdentities, profileIdFor,
   type BlockReason, type GraphOptions, type IdentityGraph, type ResolveInput, type ResolveResult,
 } from './graph.js'
 import type { IdentityType } from './normalize.js'
@@ -26,10 +27,10 @@ const CHUNK = 500
 
 const RESOLVE = new RedisScript('identity resolve', `
 local now = ARGV[1]
-local nowN = tonumber(now)
 local maxDev = tonumber(ARGV[2])
 local nEv = tonumber(ARGV[3])
-local pos = 4
+local keepMs = ARGV[4]
+local pos = 5
 local results = {}
 
 local function getProfile(base, id)
@@ -51,14 +52,11 @@ local function canonical(base, id)
   return id, prof
 end
 
-for ev = 1, nEv do
-  local base = ARGV[pos]
-  local k = tonumber(ARGV[pos + 1])
-  pos = pos + 2
-  local entries = {}
+-- one event: the rules of resolveInTxn (graph.ts); entries are already sorted and deduplicated
+local function resolve(base, entries)
+  local k = #entries
   for i = 1, k do
-    local e = { t = ARGV[pos], v = ARGV[pos + 1], cand = ARGV[pos + 2], idx = i, known = false, sat = false }
-    pos = pos + 3
+    local e = entries[i]
     e.ikey = base .. 'i:' .. e.t .. ':' .. e.v
     local r = redis.call('HMGET', e.ikey, 'p', 'n')
     if r[1] then
@@ -68,7 +66,6 @@ for ev = 1, nEv do
       e.pid, e.prof = canonical(base, r[1])
       e.sat = (e.t == 'DEVICE' and e.n >= maxDev)
     end
-    entries[i] = e
   end
 
   local function extOf(e)
@@ -99,78 +96,101 @@ for ev = 1, nEv do
     for i = 1, k do
       if entries[i].sat then target = entries[i].pid; break end
     end
-    results[ev] = { target, {}, {}, {}, {} }
+    return { target, {}, {}, {}, {}, now }
+  end
+
+  local order, seen = {}, {}
+  for _, e in ipairs(accepted) do
+    if e.known and not seen[e.pid] then seen[e.pid] = e; order[#order + 1] = e.pid end
+  end
+  local target
+  local created = (#order == 0)
+  if created then
+    target = accepted[1].cand
+    if target == '' then error('identity graph: no profile id for ' .. accepted[1].t) end
   else
-    local order, seen = {}, {}
-    for _, e in ipairs(accepted) do
-      if e.known and not seen[e.pid] then seen[e.pid] = e; order[#order + 1] = e.pid end
+    target = order[1]
+    local bc = seen[target].prof.c
+    for j = 2, #order do
+      local pid = order[j]
+      local c = seen[pid].prof.c
+      if c < bc or (c == bc and pid < target) then target = pid; bc = c end
     end
-    local target
-    local created = (#order == 0)
-    if created then
-      target = accepted[1].cand
+  end
+
+  local merges, aliases = {}, {}
+  local targetSet = base .. 'a:' .. target
+  for _, pid in ipairs(order) do
+    if pid ~= target then
+      merges[#merges + 1] = pid
+      merges[#merges + 1] = seen[pid].t
+      aliases[#aliases + 1] = pid
+      local aset = base .. 'a:' .. pid
+      local moved = redis.call('SMEMBERS', aset)
+      for _, m in ipairs(moved) do
+        redis.call('HSET', base .. 'p:' .. m, 'm', target)
+        redis.call('SADD', targetSet, m)
+        aliases[#aliases + 1] = m
+      end
+      redis.call('DEL', aset)
+      redis.call('HSET', base .. 'p:' .. pid, 'm', target)
+      redis.call('SADD', targetSet, pid)
+    end
+  end
+  if created then redis.call('HSET', base .. 'p:' .. target, 'c', now) end
+  if anchor and (created or seen[target].prof.x ~= anchor) then redis.call('HSET', base .. 'p:' .. target, 'x', anchor) end
+
+  local size = #order
+  local newIdx = {}
+  for _, e in ipairs(accepted) do
+    local isDev = (e.t == 'DEVICE')
+    if not e.known then
+      local n = 0
+      if isDev then n = math.max(1, size) end
+      redis.call('HSET', e.ikey, 'p', target, 'n', n)
+      newIdx[#newIdx + 1] = e.idx
     else
-      target = order[1]
-      local bc = seen[target].prof.c
-      for j = 2, #order do
-        local pid = order[j]
-        local c = seen[pid].prof.c
-        if c < bc or (c == bc and pid < target) then target = pid; bc = c end
-      end
+      local n = e.n
+      if isDev then n = n + size - 1 end
+      if e.p ~= target or n ~= e.n then redis.call('HSET', e.ikey, 'p', target, 'n', n) end
     end
+  end
 
-    local merges, aliases = {}, {}
-    local targetSet = base .. 'a:' .. target
-    for _, pid in ipairs(order) do
-      if pid ~= target then
-        merges[#merges + 1] = pid
-        merges[#merges + 1] = seen[pid].t
-        aliases[#aliases + 1] = pid
-        local aset = base .. 'a:' .. pid
-        local moved = redis.call('SMEMBERS', aset)
-        for _, m in ipairs(moved) do
-          redis.call('HSET', base .. 'p:' .. m, 'm', target)
-          redis.call('SADD', targetSet, m)
-          aliases[#aliases + 1] = m
-        end
-        redis.call('DEL', aset)
-        redis.call('HSET', base .. 'p:' .. pid, 'm', target)
-        redis.call('SADD', targetSet, pid)
-      end
+  local blocked = {}
+  for i = 1, k do
+    local e = entries[i]
+    if e.conflict then
+      blocked[#blocked + 1] = i
+      blocked[#blocked + 1] = 'conflicting_external_id'
+      blocked[#blocked + 1] = e.pid or ''
+    elseif e.sat and e.pid ~= target and not seen[e.pid] then
+      blocked[#blocked + 1] = i
+      blocked[#blocked + 1] = 'shared_device'
+      blocked[#blocked + 1] = e.pid
     end
-    if created then redis.call('HSET', base .. 'p:' .. target, 'c', now) end
-    if anchor then redis.call('HSET', base .. 'p:' .. target, 'x', anchor) end
+  end
+  return { target, merges, blocked, newIdx, aliases, now }
+end
 
-    local size = #order
-    local newIdx = {}
-    for _, e in ipairs(accepted) do
-      local isDev = (e.t == 'DEVICE')
-      if not e.known then
-        local n = 0
-        if isDev then n = math.max(1, size) end
-        redis.call('HSET', e.ikey, 'p', target, 'n', n)
-        newIdx[#newIdx + 1] = e.idx
-      else
-        local n = e.n
-        if isDev then n = n + size - 1 end
-        if e.p ~= target or n ~= e.n then redis.call('HSET', e.ikey, 'p', target, 'n', n) end
-      end
+for ev = 1, nEv do
+  local base = ARGV[pos]
+  local rkey = base .. 'r:' .. ARGV[pos + 1]
+  local k = tonumber(ARGV[pos + 2])
+  pos = pos + 3
+  local entries = {}
+  for i = 1, k do
+    entries[i] = { t = ARGV[pos], v = ARGV[pos + 1], cand = ARGV[pos + 2], idx = i, known = false, sat = false }
+    pos = pos + 3
+  end
+  local kept = redis.call('GET', rkey)
+  if kept then
+    results[ev] = cjson.decode(kept)
+  else
+    local r = resolve(base, entries)
+    if #r[2] > 0 or #r[3] > 0 or #r[4] > 0 or #r[5] > 0 then
+      redis.call('SET', rkey, cjson.encode(r), 'PX', keepMs)
     end
-
-    local blocked = {}
-    for i = 1, k do
-      local e = entries[i]
-      if e.conflict then
-        blocked[#blocked + 1] = i
-        blocked[#blocked + 1] = 'conflicting_external_id'
-        blocked[#blocked + 1] = e.pid or ''
-      elseif e.sat and e.pid ~= target and not seen[e.pid] then
-        blocked[#blocked + 1] = i
-        blocked[#blocked + 1] = 'shared_device'
-        blocked[#blocked + 1] = e.pid
-      end
-    end
-    results[ev] = { target, merges, blocked, newIdx, aliases }
+    results[ev] = r
   end
 end
 return results
@@ -195,7 +215,7 @@ end
 return out
 `)
 
-type EventReply = [string, (string | number)[], (string | number)[], number[], string[]]
+type EventReply = [string, (string | number)[], (string | number)[], number[], string[], string]
 
 export interface RedisGraphOptions extends GraphOptions, RedisClientOptions {
   url: string
@@ -203,6 +223,8 @@ export interface RedisGraphOptions extends GraphOptions, RedisClientOptions {
   prefix: string
   /** share an existing client instead of creating one; it is then not closed by close() */
   client?: Redis
+  /** how long a kept result (rule 8) outlives a consumer that never calls forget(); default 1 hour */
+  replayTtlMs?: number
 }
 
 class RedisIdentityGraph implements IdentityGraph {
@@ -211,6 +233,7 @@ class RedisIdentityGraph implements IdentityGraph {
     private readonly prefix: string,
     private readonly opts: GraphOptions,
     private readonly owned: boolean,
+    private readonly keepMs: number,
   ) {}
 
   #base(tenant: string): string {
@@ -231,21 +254,23 @@ class RedisIdentityGraph implements IdentityGraph {
   }
 
   async #resolveChunk(items: ResolveInput[], now: number): Promise<ResolveResult[]> {
-    const prepared = items.map((item) => prepareIdentities(item.tenant, item.identities))
-    const args: (string | number)[] = [now, this.opts.maxProfilesPerDevice, items.length]
+    const prepared = items.map((item) => prepareIdentities(item.identities))
+    const args: (string | number)[] = [now, this.opts.maxProfilesPerDevice, items.length, this.keepMs]
     items.forEach((item, i) => {
       const ids = prepared[i] ?? []
-      args.push(this.#base(item.tenant), ids.length)
-      for (const id of ids) args.push(id.type, id.value, id.candidate)
+      args.push(this.#base(item.tenant), item.event.eventId, ids.length)
+      ids.forEach((id, n) => args.push(id.type, id.value, mayCreate(ids, n) ? profileIdFor(item.tenant, id) : ''))
     })
     const reply = await RESOLVE.run(this.client, [], args)
     if (!Array.isArray(reply) || reply.length !== items.length) throw new CdpError('internal_error', 'redis identity resolve: unexpected reply')
-    return (reply as EventReply[]).map(([target, merges, blocked, newIdx, aliases], i) => {
+    return (reply as EventReply[]).map(([target, merges, blocked, newIdx, aliases, atRaw], i) => {
       const item = items[i] as ResolveInput
+      // a kept result (rule 8) carries the time of its first run
+      const at = Number(atRaw)
       const ids = prepared[i] ?? []
       const { tenant } = item
       const eventId = item.event.eventId
-      const at = (idx: number) => {
+      const identityAt = (idx: number) => {
         const p = ids[idx - 1]
         if (p === undefined) throw new CdpError('internal_error', 'redis identity resolve: identity index out of range')
         return { type: p.type, value: p.value, raw: p.raw }
@@ -253,15 +278,15 @@ class RedisIdentityGraph implements IdentityGraph {
       const r: ResolveResult = { profileId: target === '' ? null : target, merges: [], blocked: [], newIdentities: [], aliases: [] }
       for (let j = 0; j < merges.length; j += 2) {
         r.merges.push({
-          tenant, fromProfileId: String(merges[j]), toProfileId: target, reason: mergeReason(merges[j + 1] as IdentityType), eventId, at: now,
+          tenant, fromProfileId: String(merges[j]), toProfileId: target, reason: mergeReason(merges[j + 1] as IdentityType), eventId, at,
         })
       }
       for (let j = 0; j < blocked.length; j += 3) {
         const pid = String(blocked[j + 2])
-        r.blocked.push({ identity: at(Number(blocked[j])), reason: blocked[j + 1] as BlockReason, profileId: pid === '' ? null : pid })
+        r.blocked.push({ identity: identityAt(Number(blocked[j])), reason: blocked[j + 1] as BlockReason, profileId: pid === '' ? null : pid })
       }
-      for (const idx of newIdx) r.newIdentities.push({ tenant, identity: at(idx), profileId: target, eventId, at: now })
-      for (const id of aliases) r.aliases.push({ tenant, profileId: id, canonicalId: target, at: now })
+      for (const idx of newIdx) r.newIdentities.push({ tenant, identity: identityAt(idx), profileId: target, eventId, at })
+      for (const id of aliases) r.aliases.push({ tenant, profileId: id, canonicalId: target, at })
       return r
     })
   }
@@ -279,13 +304,14 @@ class RedisIdentityGraph implements IdentityGraph {
   }
 
   async lookup(...[tenant, identity]: Parameters<IdentityGraph['lookup']>): Promise<string | undefined> {
-    let p: string | null
-    try {
-      p = await this.client.hget(`${this.#base(tenant)}i:${identity.type}:${identity.value}`, 'p')
-    } catch (err) {
-      throw storeError('redis', 'identity lookup', err)
-    }
+    const p = await redisCall(this.client, 'identity lookup', (c) => c.hget(`${this.#base(tenant)}i:${identity.type}:${identity.value}`, 'p'))
     return p === null ? undefined : this.canonical(tenant, p)
+  }
+
+  async forget(events: { tenant: string; eventId: string }[]): Promise<void> {
+    if (events.length === 0) return
+    const keys = events.map((e) => `${this.#base(e.tenant)}r:${e.eventId}`)
+    await redisCall(this.client, 'identity forget', (c) => c.unlink(...keys))
   }
 
   ping(): Promise<boolean> {
@@ -299,5 +325,7 @@ class RedisIdentityGraph implements IdentityGraph {
 
 export function createRedisIdentityGraph(opts: RedisGraphOptions): IdentityGraph {
   const client = opts.client ?? createRedisClient(opts.url, opts)
-  return new RedisIdentityGraph(client, opts.prefix, { maxProfilesPerDevice: opts.maxProfilesPerDevice }, opts.client === undefined)
+  return new RedisIdentityGraph(
+    client, opts.prefix, { maxProfilesPerDevice: opts.maxProfilesPerDevice }, opts.client === undefined, Math.max(1, opts.replayTtlMs ?? 3600_000),
+  )
 }

@@ -15,15 +15,16 @@
  *    identity set: profiles are the connected components of "appeared in the same event".
  *    Union does not depend on the order of events, so neither does the final grouping (a
  *    property test checks this on both stores).
- * 3. Deterministic ids. A new profile's id is derived from (tenant, first identity of the event
- *    in the order EXTERNAL < EMAIL < PHONE < DEVICE, then value), a UUID-shaped sha256. An
- *    identity is linked at most once, so ids never collide, and replaying the same events in
- *    the same order rebuilds the same ids.
+ * 3. Deterministic ids. A new profile's id is derived from (tenant, first usable identity of the
+ *    event in the order EXTERNAL < EMAIL < PHONE < DEVICE, then value), a UUID-shaped sha256
+ *    (version 8). An identity is linked at most once, so ids never collide, and rebuilding the
+ *    graph from the same events in the same order yields the same ids.
  * 4. The survivor of a merge is the profile created first: the smallest (createdAt, profileId),
- *    where createdAt is the `now` given to the resolve that created it (the consumer passes the
- *    event's occurredAt, so replays agree). The oldest id, already on most rows, stays. Every
- *    merged profile points straight at the survivor (and so do the ids merged into it before),
- *    so canonical() is one hop; `aliases` lists every id whose canonical id changed.
+ *    where createdAt is the `now` given to the resolve that created it. The oldest id, already on
+ *    the most rows, stays. (A caller that passes the event's occurredAt instead of the clock
+ *    makes survivors independent of processing time too.) Every merged profile points straight
+ *    at the survivor (and so do the ids merged into it before), so canonical() is one hop;
+ *    `aliases` lists every id whose canonical id changed, for one-hop alias rows.
  * 5. Limits stop bad merges; the event is still attributed, and the stop is reported in
  *    `blocked` with the identity, the reason and the profile that was NOT merged:
  *    - conflicting_external_id: a profile holds at most one EXTERNAL id. The anchor is the first
@@ -43,11 +44,22 @@
  * 7. Every merge is reported: { tenant, fromProfileId, toProfileId, reason, eventId, at }, where
  *    reason is `linked_by_<type>` for the type of the event's identity that belonged to the
  *    merged-away profile.
+ * 8. Replays report the same. The graph changes before the consumer writes its rows, so after a
+ *    crash the same events are resolved again; a second run would find everything linked and
+ *    report nothing new, and the identity and merge rows would be lost. So a result with
+ *    something to report (merges, new identities, blocked, aliases) is kept under
+ *    (tenant, eventId) in the same transaction, and resolving that event again returns it
+ *    unchanged without touching the graph. The consumer calls forget() once its rows are
+ *    written and its offsets committed; kept results also expire after `replayTtlMs`
+ *    (default one hour), so a replay later than that recomputes (and reports nothing new).
+ *    A result with nothing to report is not kept: a replay recomputes it (its profileId is then
+ *    the current canonical id of the same profile).
  *
  * Records (both stores):
  *   identity (tenant, type, value) -> { p: profile id when last written, n: device link count }
  *   profile  (tenant, id)          -> { c: createdAt ms, x: EXTERNAL id | null, m: merged into | null,
  *                                       a: ids merged into this one (only while it is canonical) }
+ *   kept     (tenant, eventId)     -> the ResolveResult of rule 8
  */
 import { createHash } from 'node:crypto'
 import { CdpError } from '../errors.js'
@@ -119,6 +131,8 @@ export interface IdentityGraph {
   canonicalMany(tenant: string, profileIds: string[]): Promise<string[]>
   /** the current profile of an identity, if linked */
   lookup(tenant: string, identity: { type: IdentityType; value: string }): Promise<string | undefined>
+  /** drop the kept results of these events (rule 8): call after their rows are written */
+  forget(events: { tenant: string; eventId: string }[]): Promise<void>
   ping(): Promise<boolean>
   close(): Promise<void>
 }
@@ -135,8 +149,6 @@ const RANK: Readonly<Record<IdentityType, number>> = Object.fromEntries(IDENTITY
 export interface PreparedIdentity extends NormalizedIdentity {
   /** `${type}:${value}` */
   key: string
-  /** the id of the profile this identity would create */
-  candidate: string
 }
 
 export function identityKey(i: { type: IdentityType; value: string }): string {
@@ -151,14 +163,25 @@ export function profileIdFor(tenant: string, i: { type: IdentityType; value: str
 }
 
 /** dedupe by key (first raw wins) and sort by (type rank, value): rule 3's order */
-export function prepareIdentities(tenant: string, identities: NormalizedIdentity[]): PreparedIdentity[] {
+export function prepareIdentities(identities: NormalizedIdentity[]): PreparedIdentity[] {
   const byKey = new Map<string, PreparedIdentity>()
   for (const i of identities) {
     if (RANK[i.type] === undefined) throw new CdpError('internal_error', `unknown identity type ${String(i.type)}`)
     const key = identityKey(i)
-    if (!byKey.has(key)) byKey.set(key, { type: i.type, value: i.value, raw: i.raw, key, candidate: profileIdFor(tenant, i) })
+    if (!byKey.has(key)) byKey.set(key, { type: i.type, value: i.value, raw: i.raw, key })
   }
   return [...byKey.values()].sort((a, b) => RANK[a.type] - RANK[b.type] || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0))
+}
+
+/**
+ * Whether the identity at `index` of a prepared list can name a new profile. A new profile is
+ * named by the first ACCEPTED identity. The first identity is always accepted (it is the anchor
+ * when it carries an EXTERNAL id, and carries none otherwise) unless it is a saturated device,
+ * and devices sort last, so that happens only when every identity is a device. Hashing only these
+ * saves most of the sha256 work per event.
+ */
+export function mayCreate(prepared: PreparedIdentity[], index: number): boolean {
+  return index === 0 || prepared[0]?.type === 'DEVICE'
 }
 
 export function mergeReason(type: IdentityType): MergeReason {
@@ -184,12 +207,27 @@ export interface ProfileRecord {
   a: string[]
 }
 
-/** the reads and writes of one transaction, keyed by tenant and identity key / profile id */
+/** the reads and writes of one transaction, keyed by tenant and identity key / profile id / event id */
 export interface GraphTxn {
   getIdentity(tenant: string, key: string): IdentityRecord | undefined
   putIdentity(tenant: string, key: string, rec: IdentityRecord): void
   getProfile(tenant: string, id: string): ProfileRecord | undefined
   putProfile(tenant: string, id: string, rec: ProfileRecord): void
+  getResolved(tenant: string, eventId: string): ResolveResult | undefined
+  putResolved(tenant: string, eventId: string, result: ResolveResult): void
+}
+
+export function worthKeeping(r: ResolveResult): boolean {
+  return r.merges.length > 0 || r.newIdentities.length > 0 || r.blocked.length > 0 || r.aliases.length > 0
+}
+
+/** rule 8 around the rules: a kept result is returned as it was; a new one is kept when it reports something */
+export function resolveOrReplay(txn: GraphTxn, input: ResolveInput, now: number, opts: GraphOptions): ResolveResult {
+  const kept = txn.getResolved(input.tenant, input.event.eventId)
+  if (kept !== undefined) return kept
+  const r = resolveInTxn(txn, input, now, opts)
+  if (worthKeeping(r)) txn.putResolved(input.tenant, input.event.eventId, r)
+  return r
 }
 
 const MAX_HOPS = 64
@@ -224,7 +262,7 @@ export function resolveInTxn(
 ): ResolveResult {
   const { tenant } = input
   const eventId = input.event.eventId
-  const entries: Entry[] = prepareIdentities(tenant, input.identities).map((identity) => {
+  const entries: Entry[] = prepareIdentities(input.identities).map((identity) => {
     const rec = txn.getIdentity(tenant, identity.key)
     if (rec === undefined) return { identity, rec, profile: undefined, saturated: false, conflict: false }
     const profile = canonicalIn(txn, tenant, rec.p)
@@ -261,14 +299,16 @@ export function resolveInTxn(
   let target: string
   let targetRec: ProfileRecord
   const first = accepted[0] as Entry
-  if (profiles.size === 0) {
-    target = first.identity.candidate
+  const created = profiles.size === 0
+  if (created) {
+    target = profileIdFor(tenant, first.identity)
     targetRec = { c: now, x: null, m: null, a: [] }
   } else {
     let best: { id: string; c: number; rec: ProfileRecord } | undefined
     for (const [id, { rec }] of profiles) if (best === undefined || createdBefore({ id, c: rec.c }, best)) best = { id, c: rec.c, rec }
-    target = (best as { id: string }).id
-    targetRec = { ...(best as { rec: ProfileRecord }).rec, a: [...(best as { rec: ProfileRecord }).rec.a] }
+    const winner = best as { id: string; rec: ProfileRecord }
+    target = winner.id
+    targetRec = { ...winner.rec, a: [...winner.rec.a] }
   }
 
   for (const [id, { rec, via }] of profiles) {
@@ -282,8 +322,11 @@ export function resolveInTxn(
     txn.putProfile(tenant, id, { ...rec, m: target, a: [] })
     targetRec.a.push(id, ...rec.a)
   }
-  if (anchor !== null) targetRec.x = anchor
-  txn.putProfile(tenant, target, targetRec)
+  // the target changes only when created, when it absorbed others, or when it gains an EXTERNAL id
+  if (created || profiles.size > 1 || (anchor !== null && targetRec.x !== anchor)) {
+    if (anchor !== null) targetRec.x = anchor
+    txn.putProfile(tenant, target, targetRec)
+  }
 
   for (const e of accepted) {
     const isDevice = e.identity.type === 'DEVICE'
@@ -312,15 +355,29 @@ export function resolveInTxn(
 export interface MemoryGraphData {
   identities: Map<string, IdentityRecord>
   profiles: Map<string, ProfileRecord>
+  resolved: Map<string, { result: ResolveResult; keptAt: number }>
 }
 
-export function createMemoryIdentityGraph(opts: GraphOptions, data: MemoryGraphData = { identities: new Map(), profiles: new Map() }): IdentityGraph {
+export function emptyMemoryGraph(): MemoryGraphData {
+  return { identities: new Map(), profiles: new Map(), resolved: new Map() }
+}
+
+export function createMemoryIdentityGraph(
+  opts: GraphOptions & { replayTtlMs?: number }, data: MemoryGraphData = emptyMemoryGraph(),
+): IdentityGraph {
+  const ttl = opts.replayTtlMs ?? 3600_000
   const k = (tenant: string, key: string): string => `${tenant}\u0000${key}`
   const view: GraphTxn = {
     getIdentity: (t, key) => data.identities.get(k(t, key)),
     putIdentity: (t, key, rec) => void data.identities.set(k(t, key), rec),
     getProfile: (t, id) => data.profiles.get(k(t, id)),
     putProfile: (t, id, rec) => void data.profiles.set(k(t, id), rec),
+    getResolved: (t, id) => {
+      const kept = data.resolved.get(k(t, id))
+      if (kept === undefined || Date.now() - kept.keptAt > ttl) return undefined
+      return structuredClone(kept.result)
+    },
+    putResolved: (t, id, r) => void data.resolved.set(k(t, id), { result: structuredClone(r), keptAt: Date.now() }),
   }
   let closed = false
   const guard = (): void => {
@@ -333,7 +390,7 @@ export function createMemoryIdentityGraph(opts: GraphOptions, data: MemoryGraphD
     },
     async resolveMany(items, now) {
       guard()
-      return items.map((item) => resolveInTxn(view, item, now, opts))
+      return items.map((item) => resolveOrReplay(view, item, now, opts))
     },
     async canonical(tenant, profileId) {
       guard()
@@ -347,6 +404,10 @@ export function createMemoryIdentityGraph(opts: GraphOptions, data: MemoryGraphD
       guard()
       const rec = view.getIdentity(tenant, identityKey(identity))
       return rec === undefined ? undefined : (canonicalIn(view, tenant, rec.p)?.id ?? rec.p)
+    },
+    async forget(events) {
+      guard()
+      for (const e of events) data.resolved.delete(k(e.tenant, e.eventId))
     },
     async ping() {
       return !closed

@@ -15,12 +15,17 @@ export * from './graph.js'
 export { openLmdbIdentityGraph } from './graph-lmdb.js'
 export { createRedisIdentityGraph } from './graph-redis.js'
 
-export async function createIdentityGraph(config: Readonly<Config>): Promise<IdentityGraph> {
+export interface IdentityGraphExtras {
+  /** how long a kept result (graph.ts rule 8) outlives a consumer that never calls forget(); default 1 hour */
+  replayTtlMs?: number
+}
+
+export async function createIdentityGraph(config: Readonly<Config>, extras: IdentityGraphExtras = {}): Promise<IdentityGraph> {
   const { maxProfilesPerDevice } = config.identity
   switch (config.state.backend) {
     case 'lmdb':
-      return openLmdbIdentityGraph({ path: join(config.state.lmdbPath, 'identity'), maxProfilesPerDevice })
+      return openLmdbIdentityGraph({ path: join(config.state.lmdbPath, 'identity'), maxProfilesPerDevice, ...extras })
     case 'redis':
-      return createRedisIdentityGraph({ url: config.state.redisUrl, prefix: config.keys.prefix, maxProfilesPerDevice })
+      return createRedisIdentityGraph({ url: config.state.redisUrl, prefix: config.keys.prefix, maxProfilesPerDevice, ...extras })
   }
 }

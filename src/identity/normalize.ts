@@ -77,7 +77,6 @@ const MAX_EMAIL = 254
 const MAX_LOCAL = 64
 // pragmatic, not RFC 5322: one @, no spaces or control characters, a dotted domain of
 // letters/digits/hyphens (or non-ASCII, for IDNs) ending in a TLD of 2+ characters
-// eslint-disable-next-line no-control-regex
 const LOCAL = /^[^\s@\u0000-\u001f\u007f"(),:;<>[\\\]]+$/
 const LABEL = /^(?!-)[a-z0-9\u00a1-\uffff-]{1,63}(?<!-)$/
 const TLD = /^(?:[a-z\u00a1-\uffff]{2,63}|xn--[a-z0-9-]{1,59})$/

@@ -35,9 +35,14 @@ export interface ConsumerRunnerOptions {
   maxBatchRecords: number
   /** max bytes per partition fetch (kafkajs maxBytesPerPartition) */
   maxBytesPerPartition?: number
+  /** group session timeout (default 30 s): a crashed member's partitions move on after it */
+  sessionTimeoutMs?: number
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** heartbeat errors that mean this member must rejoin before it may write for its partitions */
+const LEAVE_GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID'])
 
 export class ConsumerRunner {
   private consumer: Consumer | undefined
@@ -52,8 +57,8 @@ export class ConsumerRunner {
       groupId: this.opts.groupId,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: this.opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3000,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
     })
     this.consumer = consumer
     await consumer.connect()
@@ -82,7 +87,12 @@ export class ConsumerRunner {
               retriable ? 'batch not written, will retry (not committing)' : 'unexpected error in batch, will retry (not committing)')
             const until = Date.now() + wait
             while (Date.now() < until && isRunning() && !this.stopping) {
-              await heartbeat().catch(() => undefined)
+              await heartbeat().catch((hb: unknown) => {
+                // The group is rebalancing or has dropped us: leave the batch now (nothing of it is
+                // committed) so the partition can move on. Retrying on would keep the whole group
+                // waiting for the rebalance timeout, and then write as a zombie next to the new owner.
+                if (LEAVE_GROUP_ERRORS.has(String((hb as { type?: unknown }).type))) throw hb
+              })
               await sleep(Math.min(1000, until - Date.now()))
             }
             continue

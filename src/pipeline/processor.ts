@@ -4,6 +4,7 @@
  *   decode (any registered schema version)  -> dead letter: bad_key, not_avro, unknown_schema, bad_avro
  *   re-check the contract (direct producers skip the API) -> dead letter: key_mismatch, contract_violation, no_identity
  *   dedup: first fact per tuple wins         -> repeat: skipped; conflict: dead letter + original re-asserted
+ *   (any dead letter under the key of a stored fact also re-asserts it: compaction keeps the last record)
  *   identity resolution (global graph)
  *   write to ClickHouse, idempotently        -> then the runner commits the offsets
  *
@@ -19,7 +20,8 @@
 import type { Config } from '../config/index.js'
 import { CdpError, type ErrorDetail } from '../errors.js'
 import { fingerprintOf, type CdpEvent } from '../avro/event.js'
-import { decodeKey, keyString } from '../avro/key.js'
+import { decodeKey, encodeKey, keyString } from '../avro/key.js'
+import { validateIdentity } from '../identity/normalize.js'
 import type { SchemaCodec } from '../avro/codec.js'
 import type { DedupStore, FactRef } from '../state/types.js'
 import type { ClickHouseWriter } from '../clickhouse/writer.js'
@@ -139,9 +141,28 @@ export class BatchProcessor {
       }
     })
 
+    // Any other record under the key of a stored fact (a tombstone, bytes that do not decode, a
+    // payload that fails its contract) is what compaction would keep for that key, and a replay
+    // would then lose the fact: re-assert the first fact after it, as for a conflict. Not when the
+    // first fact comes later in this partition: it already follows the bad record.
+    const conflicts = reassert.length
+    if (d.mode === 'live') {
+      const undecided = letters.filter((l) => l.reason !== 'bad_key' && l.reason !== 'tuple_conflict')
+      const originals = await Promise.all(undecided.map((l) => d.dedup.get(keyString(decodeKey(l.record.key)!))))
+      undecided.forEach((l, i) => {
+        const o = originals[i]
+        if (o === undefined) return
+        if (o.partition === l.record.partition && BigInt(o.offset) > BigInt(l.record.offset)) return
+        reassert.push({ original: o, key: keyString(decodeKey(l.record.key)!) })
+      })
+    }
+
     // facts ClickHouse already has (a crash between insert and commit, or a replay) are not written twice
     const existing = firsts.length === 0 ? new Set<string>() : await d.existingFacts(firsts.map((x) => x.event))
-    const toWrite = firsts.filter((x) => !existing.has(x.key))
+    // once per tuple: in a replay the first fact and later copies of it (a repeat, a re-assertion)
+    // can share a batch; the lowest offset comes first and is the one the table would keep
+    const inBatch = new Set<string>()
+    const toWrite = firsts.filter((x) => !existing.has(x.key) && !inBatch.has(x.key) && inBatch.add(x.key))
     const resolved = toWrite.length === 0 ? [] : await d.identity.resolveMany(toWrite.map((x) => x.event))
 
     const first = records[0]!
@@ -159,16 +180,26 @@ export class BatchProcessor {
     if (events.length > 0) await d.writer.insertEvents(events, { dedupToken: token('events') })
     if (letters.length > 0) {
       await d.writer.insertDeadLetters(letters.map((l) => this.deadLetterRow(l)), { dedupToken: token('dead_letters') })
-      await d.publishDeadLetters(letters)
+      // the DLQ topic got them when they were first consumed; a replay only rebuilds ClickHouse
+      if (d.mode === 'live') await d.publishDeadLetters(letters)
     }
-    if (reassert.length > 0 && d.mode === 'live') await d.reassert(reassert.map((r) => r.original), reassert.map((r) => r.key))
-    return { written: events.length, repeats, deadLetters: letters.length, conflicts: reassert.length }
+    if (reassert.length > 0 && d.mode === 'live') {
+      // once per key: one copy after the batch's bad records is enough for compaction
+      const once = [...new Map(reassert.map((r) => [r.key, r])).values()]
+      await d.reassert(once.map((r) => r.original), once.map((r) => r.key))
+    }
+    return { written: events.length, repeats, deadLetters: letters.length, conflicts }
   }
 
   private async decode(record: InboundRecord): Promise<Decoded | DeadLetter> {
     const tuple = decodeKey(record.key)
     if (tuple === undefined) {
       return { record, tenant: null, reason: 'bad_key', message: 'key is not the JSON array ["tenant","source","externalEventId"]' }
+    }
+    // the bytes, not just the tuple: other bytes for the same tuple (spaces, other escaping) are
+    // another Kafka key, so another partition and another compaction slot for one fact
+    if (!encodeKey(tuple).equals(record.key!)) {
+      return { record, tenant: tuple.tenant, reason: 'bad_key', message: 'key is not in canonical form: the UTF-8 bytes of JSON.stringify([tenant, source, externalEventId])' }
     }
     const r = await this.deps.codec.decode(record.value)
     if (!r.ok) return { record, tenant: tuple.tenant, reason: r.reason, message: r.message }
@@ -187,6 +218,11 @@ export class BatchProcessor {
     const id = e.identity
     if (![id.externalUserId, id.email, id.phone, id.deviceKey].some((v) => typeof v === 'string' && v.trim() !== '')) {
       return { record, tenant: e.tenant, reason: 'no_identity', message: 'identity.externalUserId, identity.email, identity.phone, or identity.deviceKey is required' }
+    }
+    // the API answers these with 422 (invalid_email, invalid_phone); a direct record gets the same verdict
+    const invalid = validateIdentity(id, this.deps.config.identity)
+    if (invalid.length > 0) {
+      return { record, tenant: e.tenant, reason: 'contract_violation', message: invalid.map((x) => `${x.pointer}: ${x.message}`).join('; ') }
     }
     return { record, event: e, key: keyString(e), fingerprint: fingerprintOf(e) }
   }

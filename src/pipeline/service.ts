@@ -118,6 +118,7 @@ export const consumerHooks: ConsumerHooks = {
     const p = await buildPipeline(config, log, res, 'live')
     const runner = new ConsumerRunner(p.kafka, {
       topic: config.kafka.topic, groupId: config.kafka.consumerGroup, fromBeginning: true, maxBatchRecords: config.consumer.flushMaxRows,
+      sessionTimeoutMs: config.consumer.sessionTimeoutMs,
     }, p.processor, log)
     await runner.start()
     res.add('consumer', () => runner.stop())

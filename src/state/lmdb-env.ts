@@ -20,7 +20,7 @@ const MAX_KEY_BYTES = 1000
 
 export function lmdbKey(key: string): string {
   if (key.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(key) <= MAX_KEY_BYTES) return key
-  // NUL never starts a dedup key (JSON) or an identity key, so hashed keys cannot collide with plain ones
+  // plain keys stored here (dedup keys, tenant-prefixed graph keys) never start with NUL and "sha256:"
   return `\u0000sha256:${createHash('sha256').update(key).digest('hex')}`
 }
 
@@ -68,14 +68,18 @@ export class WriteQueue {
       this.env.transactionSync(() => {
         for (const op of ops) results.push(op.fn())
       })
-    } catch (err) {
-      // the transaction was aborted as a whole: nothing of this turn was written
-      const e = storeError('lmdb', this.what, err)
-      for (const op of ops) op.reject(e)
-      this.#settled()
-      return
+      ops.forEach((op, i) => op.resolve(results[i]))
+    } catch {
+      // the transaction was aborted as a whole, nothing of this turn was written: run each
+      // operation alone so one caller's failure does not fail the others
+      for (const op of ops) {
+        try {
+          op.resolve(this.env.transactionSync(() => op.fn()))
+        } catch (err) {
+          op.reject(storeError('lmdb', this.what, err))
+        }
+      }
     }
-    ops.forEach((op, i) => op.resolve(results[i]))
     this.#settled()
   }
 

@@ -4,12 +4,14 @@
  * A dead or unreachable Redis must surface as a quick, retriable error, never as a request that
  * hangs: the client connects lazily, gives up a connection attempt after `connectTimeoutMs`,
  * fails a command after one reconnect attempt (`maxRetriesPerRequest: 1`) and bounds every
- * command with `commandTimeoutMs`. It keeps reconnecting in the background, so the next request
- * succeeds as soon as Redis is back. Auto-pipelining sends the scripts of concurrent requests in
- * one round trip.
+ * command with `commandTimeoutMs`. While the client is known to be disconnected (reconnecting
+ * after a failure) a command fails at once instead of joining the offline queue. It keeps
+ * reconnecting in the background, so requests succeed again as soon as Redis is back.
+ * Auto-pipelining sends the scripts of concurrent requests in one round trip.
  */
 import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { CdpError } from '../errors.js'
 import { storeError } from './errors.js'
 
 export interface RedisClientOptions {
@@ -45,9 +47,26 @@ export async function closeRedisClient(client: Redis): Promise<void> {
   }
 }
 
+/**
+ * Run one client call with the store's failure rules: fail at once while disconnected, and map
+ * any error to a CdpError (state_store_unavailable, or internal_error for a script bug).
+ */
+export async function redisCall<T>(client: Redis, op: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+  // 'wait' and 'connecting' queue the command until the (first) connection is up; after a
+  // failure ('reconnecting') or close there is nothing to wait for
+  if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') {
+    throw new CdpError('state_store_unavailable', `redis ${op}: not connected (${client.status})`)
+  }
+  try {
+    return await fn(client)
+  } catch (err) {
+    throw storeError('redis', op, err)
+  }
+}
+
 export async function pingRedis(client: Redis): Promise<boolean> {
   try {
-    return (await client.ping()) === 'PONG'
+    return (await redisCall(client, 'ping', (c) => c.ping())) === 'PONG'
   } catch {
     return false
   }
@@ -61,16 +80,14 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  async run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
-    try {
+  run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+    return redisCall(client, this.name, async (c) => {
       try {
-        return await client.evalsha(this.sha, keys.length, ...keys, ...args)
+        return await c.evalsha(this.sha, keys.length, ...keys, ...args)
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
-        return await client.eval(this.source, keys.length, ...keys, ...args)
+        return await c.eval(this.source, keys.length, ...keys, ...args)
       }
-    } catch (err) {
-      throw storeError('redis', this.name, err)
-    }
+    })
   }
 }

@@ -13,8 +13,7 @@
  */
 import type { Redis } from 'ioredis'
 import { CdpError } from '../errors.js'
-import { closeRedisClient, createRedisClient, pingRedis, RedisScript, type RedisClientOptions } from './redis-client.js'
-import { storeError } from './errors.js'
+import { closeRedisClient, createRedisClient, pingRedis, redisCall, RedisScript, type RedisClientOptions } from './redis-client.js'
 import type {
   ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
@@ -38,6 +37,8 @@ for i = 1, #KEYS do
     out[#out + 1] = 'conflict'; out[#out + 1] = cur[2]
   elseif cur[1] == 'c' then
     out[#out + 1] = 'duplicate'; out[#out + 1] = cur[2]
+  elseif cur[2] == eid then
+    out[#out + 1] = 'claimed'; out[#out + 1] = eid
   elseif tonumber(cur[4]) + lease < now then
     redis.call('HSET', k, 't', ARGV[1])
     out[#out + 1] = 'takeover'; out[#out + 1] = cur[2]
@@ -159,12 +160,7 @@ class RedisDedupStore implements DedupStore {
   }
 
   async get(key: string): Promise<FactRef | undefined> {
-    let cur: (string | null)[]
-    try {
-      cur = await this.client.hmget(`${this.prefix}:dedup:${key}`, 'e', 'f', 'p', 'o')
-    } catch (err) {
-      throw storeError('redis', 'dedup get', err)
-    }
+    const cur = await redisCall(this.client, 'dedup get', (c) => c.hmget(`${this.prefix}:dedup:${key}`, 'e', 'f', 'p', 'o'))
     const [eventId, fingerprint, partition, offset] = cur
     if (eventId == null || fingerprint == null || partition == null || offset == null) return undefined
     return { eventId, fingerprint, partition: Number(partition), offset }
@@ -178,30 +174,16 @@ class RedisKeyStore implements KeyStore {
   }
 
   async putKey(rec: ApiKeyRecord): Promise<void> {
-    try {
-      await this.client.hset(this.#hash, rec.id, JSON.stringify(rec))
-    } catch (err) {
-      throw storeError('redis', 'keys put', err)
-    }
+    await redisCall(this.client, 'keys put', (c) => c.hset(this.#hash, rec.id, JSON.stringify(rec)))
   }
 
   async getKey(id: string): Promise<ApiKeyRecord | undefined> {
-    let raw: string | null
-    try {
-      raw = await this.client.hget(this.#hash, id)
-    } catch (err) {
-      throw storeError('redis', 'keys get', err)
-    }
+    const raw = await redisCall(this.client, 'keys get', (c) => c.hget(this.#hash, id))
     return raw === null ? undefined : (JSON.parse(raw) as ApiKeyRecord)
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
-    let raw: string[]
-    try {
-      raw = await this.client.hvals(this.#hash)
-    } catch (err) {
-      throw storeError('redis', 'keys list', err)
-    }
+    const raw = await redisCall(this.client, 'keys list', (c) => c.hvals(this.#hash))
     return raw.map((r) => JSON.parse(r) as ApiKeyRecord).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   }
 }

@@ -33,6 +33,9 @@ export function decideClaim(
   // a different payload is a conflict whatever the state: the first fact owns the tuple
   if (cur.fingerprint !== req.fingerprint) return { outcome: { outcome: 'conflict', eventId: cur.eventId } }
   if (cur.state === 'committed') return { outcome: { outcome: 'duplicate', eventId: cur.eventId } }
+  // the very request that holds the claim, sent again (event ids are fresh per request): it
+  // still owns it. Makes a claim call safe to resend when a connection drops before the reply.
+  if (cur.eventId === req.eventId) return { outcome: { outcome: 'claimed', eventId: cur.eventId, takeover: false } }
   if (cur.claimedAt + leaseMs < now) {
     // abandoned by a crashed producer: re-produce under the SAME event id, so the consumer
     // sees at most a duplicate of the same event, never two events for one fact

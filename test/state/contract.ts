@@ -40,20 +40,28 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
   }
   const key = (name: string): string => JSON.stringify(['acme', 'brand.pos', name])
 
-  t.test('claims: a new tuple is claimed under the requested event id', async (t) => {
+  void t.test('claims: a new tuple is claimed under the requested event id', async (t) => {
     const { stores } = await open(t)
     t.same(await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: false }])
     t.same(await stores.claims.claimMany([], T0, LEASE), [])
   })
 
-  t.test('claims: pending + same fingerprint + live lease -> in_flight with the original id', async (t) => {
+  void t.test('claims: pending + same fingerprint + live lease -> in_flight with the original id', async (t) => {
     const { stores } = await open(t)
     await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
     t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + LEASE, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
       'claimedAt + leaseMs == now is not expired yet')
   })
 
-  t.test('claims: committed + same fingerprint -> duplicate with the original id, forever', async (t) => {
+  void t.test('claims: the holder asking again (a resent request) still owns its pending claim', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_1')], T0 + 1, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: false }])
+    await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_1' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_1')], T0 + 2, LEASE), [{ outcome: 'duplicate', eventId: 'evt_1' }])
+  })
+
+  void t.test('claims: committed + same fingerprint -> duplicate with the original id, forever', async (t) => {
     const { stores } = await open(t)
     await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
     await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_1' }])
@@ -62,7 +70,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
       'a committed claim never expires')
   })
 
-  t.test('claims: different fingerprint -> conflict with the existing id, pending or committed', async (t) => {
+  void t.test('claims: different fingerprint -> conflict with the existing id, pending or committed', async (t) => {
     const { stores } = await open(t)
     await stores.claims.claimMany([req(key('p'), 'evt_p'), req(key('c'), 'evt_c')], T0, LEASE)
     await stores.claims.commitMany([{ key: key('c'), eventId: 'evt_c' }])
@@ -74,7 +82,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
       'an expired lease is not taken over by a different payload')
   })
 
-  t.test('claims: an expired pending claim is taken over under the SAME event id', async (t) => {
+  void t.test('claims: an expired pending claim is taken over under the SAME event id', async (t) => {
     const { stores } = await open(t)
     await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
     t.same(await stores.claims.claimMany([req(key('a'), 'evt_2')], T0 + LEASE + 1, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: true }])
@@ -84,7 +92,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.claims.claimMany([req(key('a'), 'evt_4')], T0 + LEASE + 3, LEASE), [{ outcome: 'duplicate', eventId: 'evt_1' }])
   })
 
-  t.test('claims: items of one call are decided in order, a later one sees an earlier one', async (t) => {
+  void t.test('claims: items of one call are decided in order, a later one sees an earlier one', async (t) => {
     const { stores } = await open(t)
     const out = await stores.claims.claimMany([
       req(key('a'), 'evt_1'),
@@ -100,7 +108,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     ])
   })
 
-  t.test('claims: commit and release change only the claim holding the event id', async (t) => {
+  void t.test('claims: commit and release change only the claim holding the event id', async (t) => {
     const { stores } = await open(t)
     await stores.claims.claimMany([req(key('a'), 'evt_1')], T0, LEASE)
     await stores.claims.commitMany([{ key: key('a'), eventId: 'evt_other' }])
@@ -123,7 +131,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
       'commit/release of an unknown tuple create nothing')
   })
 
-  t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
+  void t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
     const { stores } = await open(t)
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
       stores.claims.claimMany([req(key('hot'), `evt_${i}`)], T0, LEASE)))
@@ -134,7 +142,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.ok(flat.every((o) => o.outcome === 'claimed' || (o.outcome === 'in_flight' && o.eventId === winner)), 'all others wait for the winner')
   })
 
-  t.test('claims: long and non-ASCII keys', async (t) => {
+  void t.test('claims: long and non-ASCII keys', async (t) => {
     const { stores } = await open(t)
     const long = key('x'.repeat(3000))
     const other = key('x'.repeat(2999) + 'y')
@@ -150,7 +158,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     ])
   })
 
-  t.test('dedup: first fact wins; repeat, conflict and re-delivery', async (t) => {
+  void t.test('dedup: first fact wins; repeat, conflict and re-delivery', async (t) => {
     const { stores } = await open(t)
     const first = ref('evt_1', 'fp-1', 2, '100')
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first' }])
@@ -168,7 +176,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.dedup.checkMany([]), [])
   })
 
-  t.test('dedup: items of one call are decided in order', async (t) => {
+  void t.test('dedup: items of one call are decided in order', async (t) => {
     const { stores } = await open(t)
     const a = ref('evt_1', 'fp-1', 0, '1')
     const out = await stores.dedup.checkMany([
@@ -187,7 +195,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     ])
   })
 
-  t.test('dedup: large offsets keep their digits', async (t) => {
+  void t.test('dedup: large offsets keep their digits', async (t) => {
     const { stores } = await open(t)
     const big = ref('evt_1', 'fp-1', 11, '9007199254740993123')
     await stores.dedup.checkMany([{ key: key('a'), ref: big }])
@@ -195,7 +203,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_2', 'fp-1', 11, '9007199254740993124') }]), [{ outcome: 'repeat', original: big }])
   })
 
-  t.test('keys: put, get, list, overwrite', async (t) => {
+  void t.test('keys: put, get, list, overwrite', async (t) => {
     const { stores } = await open(t)
     t.same(await stores.keys.listKeys(), [])
     t.equal(await stores.keys.getKey('k1'), undefined)
@@ -211,7 +219,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.equal((await stores.keys.listKeys()).length, 2)
   })
 
-  t.test('everything survives close and reopen', async (t) => {
+  void t.test('everything survives close and reopen', async (t) => {
     const { stores, reopen } = await open(t)
     await stores.claims.claimMany([req(key('pending'), 'evt_p'), req(key('done'), 'evt_d')], T0, LEASE)
     await stores.claims.commitMany([{ key: key('done'), eventId: 'evt_d' }])
@@ -234,7 +242,7 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await again.keys.getKey('k1'), apiKey('k1'))
   })
 
-  t.test('close is idempotent', async (t) => {
+  void t.test('close is idempotent', async (t) => {
     const { stores } = await open(t)
     await stores.close()
     await stores.close()

@@ -1,4 +1,6 @@
 import t from 'tap'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { createStateStores } from '../../src/state/index.js'
 import { testConfig } from '../helpers/config.js'
 import { stateContract } from './contract.js'
@@ -9,7 +11,10 @@ stateContract(t, (t) => {
   return () => createStateStores(config)
 })
 
-t.test('lmdb: a path that cannot be created fails with the store code', async (t) => {
-  const config = testConfig(t, { state: { backend: 'lmdb', lmdbPath: '/proc/no-such-place/state' } })
+void t.test('lmdb: a path that cannot be created fails with the store code', async (t) => {
+  const base = testConfig(t)
+  const file = join(base.dataDir, 'a-file')
+  writeFileSync(file, 'not a directory')
+  const config = testConfig(t, { state: { backend: 'lmdb', lmdbPath: join(file, 'state') } })
   await t.rejects(createStateStores(config), { code: 'state_store_unavailable' })
 })

@@ -13,7 +13,7 @@ stateContract(t, (t) => {
   return () => createStateStores(config)
 })
 
-t.test('redis: every key lives under the configured prefix', async (t) => {
+void t.test('redis: every key lives under the configured prefix', async (t) => {
   const config = testConfig(t, { state: { backend: 'redis' } })
   t.teardown(() => deletePrefix(config.state.redisUrl, config.keys.prefix))
   const stores = await createStateStores(config)
@@ -30,7 +30,7 @@ t.test('redis: every key lives under the configured prefix', async (t) => {
   ])
 })
 
-t.test('redis: an unreachable server fails fast with a retriable store error, ping says false', async (t) => {
+void t.test('redis: an unreachable server fails fast with a retriable store error, ping says false', async (t) => {
   // port 1 refuses connections: the client must give up instead of queueing forever
   const stores = createRedisStateStores({ url: 'redis://127.0.0.1:1', prefix: 'unreachable', connectTimeoutMs: 500 })
   t.teardown(() => stores.close())
@@ -42,7 +42,7 @@ t.test('redis: an unreachable server fails fast with a retriable store error, pi
   await t.rejects(stores.keys.listKeys(), { code: 'state_store_unavailable' })
 })
 
-t.test('redis: scripts are reloaded when the server forgot them', async (t) => {
+void t.test('redis: scripts are reloaded when the server forgot them', async (t) => {
   const config = testConfig(t, { state: { backend: 'redis' } })
   t.teardown(() => deletePrefix(config.state.redisUrl, config.keys.prefix))
   const stores = await createStateStores(config)

@@ -1,0 +1,569 @@
+/**
+ * A small HTTP server that speaks enough of ClickHouse's HTTP interface for @clickhouse/client
+ * (`createClient({ url })`) and serves it from one embedded chDB data dir.
+ *
+ * Why it exists: chDB binds a data dir to one process, so several processes (two consumers, a
+ * consumer and an analyst's shell, a test and the service under test) cannot share one embedded
+ * ClickHouse. Run `cdp clickhouse-gateway` once and point every process at it with
+ * CLICKHOUSE_URL: they all take the server code path, as they would against a real ClickHouse.
+ * It is a development and test adapter, bound to 127.0.0.1, without users or passwords;
+ * production runs a ClickHouse server (see docs/CLICKHOUSE-GATEWAY.md).
+ *
+ * The protocol, as clickhouse-js uses it:
+ *   GET  /ping                         -> 200 "Ok.\n"
+ *   GET  /?query=...                   -> a read-only query (readonly = 2 unless given, as a server does)
+ *   POST /?query=INSERT ... FORMAT F   -> the body is the data
+ *   POST /  (query in the body)        -> SELECT (clickhouse-js appends FORMAT F), DDL, commands
+ *   POST /  multipart/form-data        -> parts `query` and `param_<name>` (use_multipart_params)
+ * URL parameters: `query`, `query_id`, `database`, `default_format`, `param_<name>` (bound by
+ * the engine, never spliced into the SQL), and every other name is a setting for this request
+ * only (insert_deduplication_token, readonly, date_time_input_format, ...). Settings that only
+ * mean something to an HTTP server (wait_end_of_query, enable_http_compression, http_*) are
+ * dropped: the whole result is materialized before it is sent, and it is sent uncompressed.
+ * Responses carry X-ClickHouse-Query-Id, X-ClickHouse-Format, X-ClickHouse-Summary and
+ * X-ClickHouse-Timezone. Errors are `Code: N. DB::Exception: message (TYPE)` with an HTTP status
+ * chosen from the type and X-ClickHouse-Exception-Code, which clickhouse-js turns into a
+ * ClickHouseError with `code` and `type`, as it does for a server.
+ *
+ * Isolation: every request runs on its own short-lived chDB session (chdb/connection's
+ * createChdbConnection) on the data dir, closed when the request settles. A session keeps its
+ * settings and its current database (chdb-connection.ts measures how a setting such as
+ * insert_deduplication_token or readonly leaks on a shared session), so one request's
+ * settings and `database` never reach another. One more session stays open for the gateway's
+ * lifetime to hold the data dir. A server also refuses several statements in one request;
+ * so does the gateway (chDB would run them all).
+ *
+ * Query parameters: a server receives `param_x` as text in the declared type's escaped text
+ * format and parses it. chdb's binder (the only binding path the engine offers from Node) takes
+ * JS values and formats them itself (a string is TSV-escaped once more), so each value is first
+ * turned into the JS string that chdb formats back into text of the same meaning; see paramValue.
+ *
+ * Not supported: sessions (session_id), ClickHouse's native compression (compress=1 /
+ * decompress=1), binary insert formats (the body is read as UTF-8 text), external tables in
+ * multipart requests, progress headers, authentication.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { Readable } from 'node:stream'
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
+import type { ClickHouseClientConfigOptions, DataFormat } from '@clickhouse/client'
+import { createChdbConnection } from 'chdb/connection'
+import { tokenize } from './sql.js'
+
+/** The Connection contract as @clickhouse/client declares it (see chdb-connection.ts for the casts). */
+type Conn = NonNullable<ClickHouseClientConfigOptions['connection']>
+type ExecParams = Parameters<Conn['exec']>[0]
+
+export interface ClickHouseGatewayOptions {
+  /** chDB data dir; the gateway holds it for as long as it runs */
+  path: string
+  /** TCP port on 127.0.0.1; 0 picks a free one (default 8123, ClickHouse's HTTP port) */
+  port?: number
+  /** largest request body accepted, after decompression (default 256 MiB) */
+  maxBodyBytes?: number
+  log?: GatewayLog
+  /**
+   * Called after a statement ran and before its answer is sent. Tests use it to stop a client
+   * at an exact point of the protocol, e.g. after ClickHouse wrote a batch but before the
+   * writer could learn it and commit its offsets.
+   */
+  onExecuted?: (statement: ExecutedStatement) => void | Promise<void>
+}
+
+export interface ExecutedStatement {
+  queryId: string
+  /** the user the request named (Basic auth, X-ClickHouse-User or `user`); not checked */
+  user: string
+  /** first keyword, upper case: SELECT, INSERT, CREATE, ... */
+  kind: string
+  /** the statement, without insert data */
+  sql: string
+  settings: Readonly<Record<string, string>>
+}
+
+export interface GatewayLog {
+  warn(obj: object, msg: string): void
+  debug(obj: object, msg: string): void
+}
+
+export interface ClickHouseGateway {
+  /** `http://127.0.0.1:<port>`, the CLICKHOUSE_URL for clients */
+  readonly url: string
+  readonly port: number
+  /** stops accepting requests, lets requests in flight finish, then releases the data dir */
+  close(): Promise<void>
+}
+
+const HOST = '127.0.0.1'
+const DEFAULT_MAX_BODY = 256 * 1024 * 1024
+/** a server accepts URIs up to 1 MiB (http_max_uri_size); Node's default header limit is 16 KiB */
+const MAX_HEADER_BYTES = 1024 * 1024
+
+/** URL parameters that are part of the protocol, not settings */
+const PROTOCOL_PARAMS = new Set([
+  'query', 'query_id', 'database', 'default_format', 'session_id', 'session_timeout', 'session_check',
+  'user', 'password', 'quota_key', 'role', 'compress', 'decompress', 'buffer_size', 'wait_end_of_query',
+  'stacktrace', 'client_protocol_version',
+])
+
+/** settings only an HTTP server acts on; the gateway's answers need none of them */
+function httpOnlySetting(name: string): boolean {
+  return name.startsWith('http_') || name === 'enable_http_compression' || name === 'send_progress_in_http_headers'
+}
+
+const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** A failure the gateway itself detects, answered like the server's exception of that type. */
+class GatewayError extends Error {
+  constructor(readonly code: number, readonly type: string, message: string) {
+    super(message)
+  }
+}
+
+const err = {
+  syntax: (m: string) => new GatewayError(62, 'SYNTAX_ERROR', m),
+  badArguments: (m: string) => new GatewayError(36, 'BAD_ARGUMENTS', m),
+  unknownSetting: (m: string) => new GatewayError(115, 'UNKNOWN_SETTING', m),
+  notImplemented: (m: string) => new GatewayError(48, 'NOT_IMPLEMENTED', m),
+  aborted: (m: string) => new GatewayError(236, 'ABORTED', m),
+}
+
+export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Promise<ClickHouseGateway> {
+  const engine = new ChdbEngine(opts.path)
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY
+  const inflight = new Set<Promise<void>>()
+  let closing = false
+
+  const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
+    const p = handle(req, res).catch((e: unknown) => {
+      opts.log?.warn({ err: (e as Error).message }, 'clickhouse gateway: request failed')
+      if (!res.headersSent) sendError(res, e)
+      else res.destroy()
+    })
+    inflight.add(p)
+    void p.finally(() => inflight.delete(p))
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', `http://${HOST}`)
+    const queryId = url.searchParams.get('query_id') || randomUUID()
+    res.setHeader('X-ClickHouse-Query-Id', queryId)
+    res.setHeader('X-ClickHouse-Timezone', 'UTC')
+    if (closing) throw err.aborted('the ClickHouse gateway is shutting down')
+    if (url.pathname === '/ping' && (req.method === 'GET' || req.method === 'HEAD')) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8' })
+      res.end('Ok.\n')
+      return
+    }
+    if (url.pathname !== '/') {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=UTF-8' })
+      res.end(`There is no handle ${url.pathname}\n`)
+      return
+    }
+    if (req.method !== 'GET' && req.method !== 'POST') {
+      throw new GatewayError(36, 'BAD_ARGUMENTS', `HTTP method ${req.method ?? '?'} is not supported; use GET or POST`)
+    }
+
+    const request = await parseRequest(req, url, maxBody)
+    if (request === undefined) {
+      // GET / without a query: the server's liveness answer
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8' })
+      res.end('Ok.\n')
+      return
+    }
+    const abort = new AbortController()
+    res.on('close', () => { if (!res.writableEnded) abort.abort() })
+    const result = await engine.exec({
+      query: request.sql,
+      query_id: queryId,
+      query_params: request.params,
+      // default_format becomes chdb's output format option, not a SET
+      clickhouse_settings: { ...request.settings, default_format: request.defaultFormat as DataFormat },
+      abort_signal: abort.signal,
+      ...(request.data === undefined ? {} : { values: Readable.from([request.data]) }),
+    }, request.database)
+    await opts.onExecuted?.({ queryId, user: userOf(req, url), kind: request.kind, sql: request.sql, settings: request.settings })
+    const chunks: Buffer[] = []
+    for await (const chunk of result.stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+    const body = Buffer.concat(chunks)
+    const summary = { ...result.summary }
+    if (request.kind === 'INSERT') {
+      // chDB reports an insert's rows as read rows (its own insert() does the same mapping)
+      summary.written_rows = summary.read_rows ?? '0'
+      summary.written_bytes = summary.read_bytes ?? '0'
+    }
+    const format = request.kind === 'INSERT' ? request.defaultFormat : request.format ?? request.defaultFormat
+    res.writeHead(200, {
+      'Content-Type': contentType(format),
+      'Content-Length': body.length,
+      'X-ClickHouse-Format': format,
+      'X-ClickHouse-Summary': JSON.stringify(summary),
+    })
+    res.end(body)
+  }
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 8123, HOST, () => { server.off('error', reject); resolve() })
+  }).catch(async (e: unknown) => { await engine.close(); throw e })
+  const port = (server.address() as { port: number }).port
+
+  let closed: Promise<void> | undefined
+  return {
+    url: `http://${HOST}:${port}`,
+    port,
+    close: () => (closed ??= (async () => {
+      closing = true
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      await Promise.allSettled([...inflight])
+      server.closeAllConnections()
+      await stopped
+      await engine.close()
+    })()),
+  }
+}
+
+/** One data dir: a session held open for the lifetime, and one fresh session per request. */
+class ChdbEngine {
+  readonly #holder: Conn
+  readonly #inflight = new Set<Promise<unknown>>()
+  #closed = false
+
+  constructor(readonly path: string) {
+    this.#holder = open(path)
+  }
+
+  async exec(params: ExecParams, database: string | undefined): Promise<Awaited<ReturnType<Conn['exec']>>> {
+    if (this.#closed) throw err.aborted('the ClickHouse gateway is shutting down')
+    const session = open(this.path)
+    const run = (async () => {
+      try {
+        if (database !== undefined) await session.command({ query: `USE ${quoteIdentifier(database)}` })
+        // the result is a materialized buffer, so the session can close before it is read
+        return await session.exec(params)
+      } finally {
+        await session.close()
+      }
+    })()
+    this.#inflight.add(run)
+    const forget = (): void => { this.#inflight.delete(run) }
+    run.then(forget, forget)
+    return run
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await Promise.allSettled([...this.#inflight])
+    await this.#holder.close()
+  }
+}
+
+function open(path: string): Conn {
+  return createChdbConnection({ path }) as unknown as Conn
+}
+
+function userOf(req: IncomingMessage, url: URL): string {
+  const basic = /^Basic\s+(\S+)/i.exec(req.headers.authorization ?? '')
+  if (basic !== null) return Buffer.from(basic[1]!, 'base64').toString('utf8').split(':')[0] || 'default'
+  const header = req.headers['x-clickhouse-user']
+  if (typeof header === 'string' && header !== '') return header
+  return url.searchParams.get('user') || 'default'
+}
+
+function quoteIdentifier(name: string): string {
+  return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``
+}
+
+interface ParsedRequest {
+  /** the statement, without insert data */
+  sql: string
+  /** insert data that follows the statement */
+  data: Buffer | undefined
+  kind: string
+  /** the statement's own FORMAT clause, if any */
+  format: string | undefined
+  defaultFormat: string
+  database: string | undefined
+  params: Record<string, unknown>
+  settings: Record<string, string>
+}
+
+async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Promise<ParsedRequest | undefined> {
+  const search = url.searchParams
+  for (const name of ['compress', 'decompress']) {
+    if (search.get(name) === '1') throw err.notImplemented(`${name}=1 (ClickHouse's native compression) is not supported by the gateway; use Content-Encoding`)
+  }
+  if (search.has('session_id')) throw err.notImplemented('sessions (session_id) are not supported by the gateway')
+
+  const rawParams = new Map<string, string>()
+  const settings: Record<string, string> = {}
+  for (const [name, value] of search) {
+    if (name.startsWith('param_')) rawParams.set(name.slice('param_'.length), value)
+    else if (!PROTOCOL_PARAMS.has(name) && !httpOnlySetting(name)) {
+      if (!SETTING_NAME.test(name)) throw err.unknownSetting(`Unknown setting '${name}'`)
+      settings[name] = value
+    }
+  }
+  // a server reads every GET as read-only (readonly = 2 still allows settings)
+  if (req.method === 'GET' && settings.readonly === undefined) settings.readonly = '2'
+  // chDB applies settings one SET at a time, and readonly = 1 refuses any SET after it
+  if (settings.readonly !== undefined) {
+    const readonly = settings.readonly
+    delete settings.readonly
+    settings.readonly = readonly
+  }
+
+  let urlQuery = search.get('query') ?? undefined
+  let body = req.method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0)
+  const contentTypeHeader = req.headers['content-type'] ?? ''
+  if (/^multipart\/form-data/i.test(contentTypeHeader)) {
+    const parts = parseMultipart(body, contentTypeHeader)
+    for (const [name, value] of parts) {
+      if (name === 'query') urlQuery = urlQuery === undefined ? value : `${urlQuery}\n${value}`
+      else if (name.startsWith('param_')) rawParams.set(name.slice('param_'.length), value)
+      else throw err.notImplemented(`multipart part ${JSON.stringify(name)} is not supported by the gateway (only query and param_*)`)
+    }
+    body = Buffer.alloc(0)
+  }
+
+  let sql: string
+  let data: Buffer | undefined
+  if (urlQuery !== undefined && urlQuery.trim() !== '') {
+    sql = urlQuery
+    // the body continues the statement: an INSERT's data (even none, which inserts nothing)
+    if (body.length > 0 || /^\s*INSERT\b/i.test(urlQuery)) data = body
+  } else if (body.length > 0) {
+    const text = body.toString('utf8')
+    // INSERT ... FORMAT F <data>: only the statement is SQL
+    const m = /^\s*INSERT\b[\s\S]*?\bFORMAT\s+[A-Za-z0-9_]+/i.exec(text)
+    if (m !== null && text.slice(m[0].length).trim() !== '') {
+      sql = m[0]
+      data = Buffer.from(text.slice(m[0].length).replace(/^[ \t]*\r?\n?/, ''), 'utf8')
+    } else sql = text
+  } else if (req.method === 'GET') {
+    return undefined
+  } else {
+    throw err.syntax('Empty query')
+  }
+
+  const shape = statementShape(sql)
+  const types = placeholderTypes(sql)
+  const params: Record<string, unknown> = {}
+  for (const [name, raw] of rawParams) params[name] = paramValue(raw, types.get(name))
+  const database = search.get('database') ?? undefined
+  return {
+    sql, data, kind: shape.kind, format: shape.format,
+    defaultFormat: search.get('default_format') || 'TabSeparated',
+    database: database === undefined || database === '' || database === 'default' ? undefined : database,
+    params, settings,
+  }
+}
+
+/** The statement's first keyword and its FORMAT clause; refuses several statements, as a server does. */
+function statementShape(sql: string): { kind: string; format: string | undefined } {
+  const t = tokenize(sql)
+  if (!t.ok) throw err.syntax(`cannot parse the query: ${t.reason}`)
+  const tokens = t.tokens
+  while (tokens.length > 0 && tokens[tokens.length - 1]?.kind === 'punct' && tokens[tokens.length - 1]?.text === ';') tokens.pop()
+  if (tokens.length === 0) throw err.syntax('Empty query')
+  if (tokens.some((tk) => tk.kind === 'punct' && tk.text === ';')) throw err.syntax('Multi-statements are not allowed')
+  const first = tokens.find((tk) => !(tk.kind === 'punct' && tk.text === '('))
+  const kind = first?.kind === 'word' ? first.text.toUpperCase() : ''
+  const a = tokens[tokens.length - 2]
+  const b = tokens[tokens.length - 1]
+  const format = a?.kind === 'word' && a.text.toUpperCase() === 'FORMAT' && (b?.kind === 'word' || b?.kind === 'quoted') ? b.text : undefined
+  return { kind, format }
+}
+
+/** declared type of each `{name:Type}` placeholder */
+function placeholderTypes(sql: string): Map<string, string> {
+  const out = new Map<string, string>()
+  for (const m of sql.matchAll(/\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^{}]+?)\s*\}/g)) {
+    if (!out.has(m[1]!)) out.set(m[1]!, m[2]!)
+  }
+  return out
+}
+
+function isComposite(type: string): boolean {
+  let t = type.trim()
+  for (;;) {
+    const m = /^(?:Nullable|LowCardinality)\s*\(([\s\S]*)\)$/i.exec(t)
+    if (m === null) break
+    t = m[1]!.trim()
+  }
+  return /^(?:Array|Tuple|Map|Nested)\s*\(/i.test(t)
+}
+
+/**
+ * The JS value to hand chdb's binder for the text a client sent as `param_<name>`.
+ *
+ * The engine parses a parameter's text in the escaped (TSV) format of its declared type. chdb
+ * formats a JS string for the binder by TSV-escaping it (backslash, NUL, \b \f \n \r \t), and
+ * `null` as `\N`. So:
+ *   - `\N` becomes null, which chdb sends as `\N` again;
+ *   - a scalar's text is unescaped here exactly as the engine would unescape it, and chdb's
+ *     escaping brings it back;
+ *   - an Array, Tuple or Map is parsed as it stands (quoted strings inside, each with its own
+ *     escapes, and no TSV layer around them), so only the quoted strings are rewritten: their
+ *     escapes decoded, a quote doubled (`''`, which the engine reads as one quote), everything
+ *     else left for chdb's escaping, which the engine's quoted-string reader undoes.
+ * Verified against the engine for every character class by test/clickhouse/gateway.test.ts.
+ */
+export function paramValue(raw: string, declaredType: string | undefined): string | null {
+  if (raw === '\\N') return null
+  if (declaredType === undefined || !isComposite(declaredType)) return unescape(raw, 0, raw.length)
+  let out = ''
+  let i = 0
+  while (i < raw.length) {
+    const c = raw[i]!
+    if (c !== '\'') { out += c; i++; continue }
+    // a quoted string: find its end (a quote that is neither escaped nor doubled)
+    let j = i + 1
+    while (j < raw.length) {
+      if (raw[j] === '\\') { j += 2; continue }
+      if (raw[j] === '\'') {
+        if (raw[j + 1] === '\'') { j += 2; continue }
+        break
+      }
+      j++
+    }
+    const content = unescape(raw, i + 1, Math.min(j, raw.length))
+    out += `'${content.replace(/'/g, '\'\'')}'`
+    i = j + 1
+  }
+  return out
+}
+
+const ESCAPES: Record<string, string> = { a: '\x07', b: '\b', e: '\x1b', f: '\f', n: '\n', r: '\r', t: '\t', v: '\v', '0': '\0' }
+
+/** ClickHouse's escape sequences: the ones above, `\xHH` (a byte), `''` and `\c` for any other c */
+function unescape(s: string, from: number, to: number): string {
+  let out = ''
+  let bytes: number[] = []
+  const flush = (): void => {
+    if (bytes.length > 0) { out += Buffer.from(bytes).toString('utf8'); bytes = [] }
+  }
+  for (let i = from; i < to; i++) {
+    const c = s[i]!
+    if (c === '\\' && i + 1 < to) {
+      const n = s[i + 1]!
+      const hex = n === 'x' || n === 'X' ? /^[0-9A-Fa-f]{2}$/.exec(s.slice(i + 2, i + 4)) : null
+      if (hex !== null && i + 3 < to) { bytes.push(parseInt(hex[0], 16)); i += 3; continue }
+      flush()
+      out += ESCAPES[n] ?? n
+      i++
+      continue
+    }
+    flush()
+    if (c === '\'' && s[i + 1] === '\'' && i + 1 < to) { out += '\''; i++; continue }
+    out += c
+  }
+  flush()
+  return out
+}
+
+async function readBody(req: IncomingMessage, maxBody: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBody) throw err.badArguments(`request body larger than ${maxBody} bytes`)
+    chunks.push(chunk)
+  }
+  const raw = Buffer.concat(chunks)
+  const encoding = (req.headers['content-encoding'] ?? '').toLowerCase().trim()
+  if (encoding === '' || encoding === 'identity' || raw.length === 0) return raw
+  let out: Buffer
+  try {
+    if (encoding === 'gzip' || encoding === 'x-gzip') out = gunzipSync(raw, { maxOutputLength: maxBody })
+    else if (encoding === 'deflate') out = inflateSync(raw, { maxOutputLength: maxBody })
+    else if (encoding === 'br') out = brotliDecompressSync(raw, { maxOutputLength: maxBody })
+    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway (gzip, deflate, br are)`)
+  } catch (e) {
+    if (e instanceof GatewayError) throw e
+    throw err.badArguments(`cannot decompress the ${encoding} request body: ${(e as Error).message}`)
+  }
+  return out
+}
+
+function parseMultipart(body: Buffer, contentTypeHeader: string): [string, string][] {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentTypeHeader)
+  const boundary = m?.[1] ?? m?.[2]
+  if (boundary === undefined) throw err.badArguments('multipart/form-data without a boundary')
+  const delimiter = Buffer.from(`--${boundary}`)
+  const parts: [string, string][] = []
+  let pos = body.indexOf(delimiter)
+  while (pos >= 0) {
+    const start = pos + delimiter.length
+    if (body.subarray(start, start + 2).toString() === '--') break
+    const next = body.indexOf(delimiter, start)
+    if (next < 0) throw err.badArguments('multipart/form-data body is not terminated')
+    const part = body.subarray(start, next)
+    const headerEnd = part.indexOf('\r\n\r\n')
+    if (headerEnd < 0) throw err.badArguments('multipart part without headers')
+    const headers = part.subarray(0, headerEnd).toString('utf8')
+    const name = /name="([^"]*)"/i.exec(headers)?.[1]
+    if (name === undefined) throw err.badArguments('multipart part without a name')
+    if (/filename=/i.test(headers)) throw err.notImplemented('external tables (file parts) are not supported by the gateway')
+    let value = part.subarray(headerEnd + 4)
+    if (value.subarray(value.length - 2).toString() === '\r\n') value = value.subarray(0, value.length - 2)
+    parts.push([name, value.toString('utf8')])
+    pos = next
+  }
+  return parts
+}
+
+function contentType(format: string): string {
+  const f = format.toLowerCase()
+  if (f === 'jsoneachrow' || f === 'jsonstringseachrow' || f === 'jsoncompacteachrow') return 'application/x-ndjson; charset=UTF-8'
+  if (f.startsWith('json')) return 'application/json; charset=UTF-8'
+  if (f.startsWith('csv')) return 'text/csv; charset=UTF-8; header=absent'
+  if (f.startsWith('tabseparated') || f.startsWith('tsv')) return 'text/tab-separated-values; charset=UTF-8'
+  return 'text/plain; charset=UTF-8'
+}
+
+/** The HTTP status a server answers an exception type with (the common ones; else 500). */
+function statusFor(type: string): number {
+  if (type === 'READONLY' || type === 'ACCESS_DENIED') return 403
+  if (/^UNKNOWN_(TABLE|DATABASE|IDENTIFIER|FUNCTION|TYPE|FORMAT|STORAGE|AGGREGATE_FUNCTION)$/.test(type)) return 404
+  if (type === 'NOT_IMPLEMENTED') return 501
+  if (type === 'ABORTED') return 503
+  if (type === 'SYNTAX_ERROR' || type === 'BAD_ARGUMENTS' || type === 'UNKNOWN_SETTING' || type === 'TYPE_MISMATCH' ||
+    type === 'BAD_QUERY_PARAMETER' || type === 'UNKNOWN_QUERY_PARAMETER' || type === 'ILLEGAL_TYPE_OF_ARGUMENT' ||
+    type === 'NUMBER_OF_ARGUMENTS_DOESNT_MATCH' || type === 'INCORRECT_DATA' || type === 'EMPTY_DATA_PASSED' ||
+    type.startsWith('CANNOT_PARSE') || type.startsWith('CANNOT_READ')) return 400
+  return 500
+}
+
+/** The server's text of an exception, and its code and type. */
+function describe(e: unknown): { code: number; type: string; text: string } {
+  if (e instanceof GatewayError) return { code: e.code, type: e.type, text: `Code: ${e.code}. DB::Exception: ${e.message}. (${e.type})` }
+  const o = e as { code?: unknown; type?: unknown; message?: unknown; cause?: unknown }
+  if (typeof o.code === 'string' && /^[0-9]+$/.test(o.code) && typeof o.type === 'string') {
+    // chdb keeps the engine's own text as the cause of the ClickHouseError it throws
+    const original = (o.cause as { message?: unknown } | undefined)?.message
+    const text = typeof original === 'string' && /^Code: [0-9]+\./.test(original)
+      ? original
+      : `Code: ${o.code}. DB::Exception: ${String(o.message).trim()} (${o.type})`
+    return { code: Number(o.code), type: o.type, text }
+  }
+  const message = e instanceof Error ? e.message : String(e)
+  if (/^Code: [0-9]+\./.test(message)) {
+    const m = /^Code: ([0-9]+)\.[\s\S]*\(([A-Z0-9_]*[A-Z]{3}[A-Z0-9_]*)\)/.exec(message)
+    if (m !== null) return { code: Number(m[1]), type: m[2]!, text: message }
+  }
+  return { code: 1001, type: 'STD_EXCEPTION', text: `Code: 1001. DB::Exception: ${message}. (STD_EXCEPTION)` }
+}
+
+function sendError(res: ServerResponse, e: unknown): void {
+  const { code, type, text } = describe(e)
+  const body = Buffer.from(`${text.replace(/\s+$/, '')}\n`, 'utf8')
+  res.writeHead(statusFor(type), {
+    'Content-Type': 'text/plain; charset=UTF-8',
+    'Content-Length': body.length,
+    'X-ClickHouse-Exception-Code': String(code),
+  })
+  res.end(body)
+}
