@@ -15,6 +15,9 @@ const iso = (t: number) => new Date(t).toISOString()
 
 export function createIdentityStep(graph: IdentityGraph, config: Readonly<Config>, log: Logger): IdentityStep {
   return {
+    async forget(events: CdpEvent[]): Promise<void> {
+      await graph.forget(events.map((e) => ({ tenant: e.tenant, eventId: e.eventId })))
+    },
     async resolveMany(events: CdpEvent[]): Promise<IdentityResolution[]> {
       const normalized = events.map((e) => normalizeIdentities(e.identity, config.identity))
       const results = await graph.resolveMany(

@@ -55,6 +55,8 @@ export interface IdentityResolution {
 export interface IdentityStep {
   /** in order; each event sees the graph as the earlier ones left it */
   resolveMany(events: CdpEvent[]): Promise<IdentityResolution[]>
+  /** the events' rows are in ClickHouse: the graph may drop the results it kept for re-delivery */
+  forget(events: CdpEvent[]): Promise<void>
 }
 
 export interface ProcessorDeps {
@@ -177,7 +179,11 @@ export class BatchProcessor {
     if (identities.length > 0) await d.writer.insertIdentities(identities, { dedupToken: token('identities') })
     if (merges.length > 0) await d.writer.insertMerges(merges, { dedupToken: token('profile_merges') })
     if (aliases.length > 0) await d.writer.insertProfileAliases(aliases, { dedupToken: token('profile_aliases') })
-    if (events.length > 0) await d.writer.insertEvents(events, { dedupToken: token('events') })
+    if (events.length > 0) {
+      await d.writer.insertEvents(events, { dedupToken: token('events') })
+      // a re-delivered batch now finds these facts in ClickHouse and never resolves them again
+      await d.identity.forget(toWrite.map((x) => x.event))
+    }
     if (letters.length > 0) {
       await d.writer.insertDeadLetters(letters.map((l) => this.deadLetterRow(l)), { dedupToken: token('dead_letters') })
       // the DLQ topic got them when they were first consumed; a replay only rebuilds ClickHouse
