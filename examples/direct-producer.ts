@@ -41,15 +41,16 @@ try {
   })
 
   console.log(`topic ${config.kafka.topic}, value schema id ${producer.schemaId} (looked up in ${config.schemaRegistry.url})`)
+  const facts = [1, 2, 3].map(earned)
   // concurrent sends are collected into one batch: one request, acks=-1, idempotent producer
-  const sent = await Promise.all([1, 2, 3].map((n) => producer.send(earned(n))))
+  const sent = await Promise.all(facts.map((f) => producer.send(f)))
   for (const s of sent) console.log(`sent ${s.key} as ${s.eventId} (fingerprint ${s.fingerprint})`)
 
-  // The outcome of a send that failed is unknown: send the same fact again. Reusing the event id
-  // keeps it stable even after compaction; a new one would be skipped as a repeat all the same.
-  const first = sent[0]!
-  const retry = await producer.send({ ...earned(1), occurredAt: undefined }, { eventId: first.eventId })
-  console.log(`sent ${retry.key} again as ${retry.eventId}: ${retry.fingerprint === first.fingerprint ? 'same fact, stored once' : 'ANOTHER payload: the consumer dead-letters it (tuple_conflict) and keeps the first'}`)
+  // A send that failed has an unknown outcome: send the same fact again (same externalEventId,
+  // same payload). The consumer stores it once. Reusing the event id keeps the id stable even
+  // if compaction later keeps only this copy.
+  const retry = await producer.send(facts[0]!, { eventId: sent[0]!.eventId })
+  console.log(`sent ${retry.key} again as ${retry.eventId}, fingerprint ${retry.fingerprint === sent[0]!.fingerprint ? 'unchanged: one fact' : 'changed'}`)
 } finally {
   await producer.close()
 }

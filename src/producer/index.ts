@@ -58,16 +58,20 @@ export class DirectProducer {
    * externalEventId and payload; the consumer stores it once.
    */
   async send(event: DirectEvent, opts: BuildOptions = {}): Promise<SentFact> {
-    const [r] = await this.sendMany([event], opts)
+    const [r] = await this.sendBuilt([event], () => opts)
     return r as SentFact
   }
 
   /** One ticket for all: in order, one partition batch per partition, acknowledged together. */
   async sendMany(events: DirectEvent[], opts: Omit<BuildOptions, 'eventId'> = {}): Promise<SentFact[]> {
-    if (events.length === 0) return []
     const now = opts.now ?? Date.now()
+    return this.sendBuilt(events, () => ({ now }))
+  }
+
+  private async sendBuilt(events: DirectEvent[], optsOf: (i: number) => BuildOptions): Promise<SentFact[]> {
+    if (events.length === 0) return []
     // build everything first: one bad input refuses the call before anything is sent
-    const built = events.map((e) => buildRecord(e, this.encoder, { now }))
+    const built = events.map((e, i) => buildRecord(e, this.encoder, optsOf(i)))
     await this.sender.send(built.map((b) => ({ key: b.key, value: b.value }))).done
     return built.map((b) => ({ eventId: b.event.eventId, key: keyString(b.event), fingerprint: b.fingerprint }))
   }
@@ -123,7 +127,6 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
   const config: Readonly<Config> = loadConfig({
     env: {},
     overrides: {
-      logLevel: 'warn',
       kafka: {
         brokers: opts.brokers, topic: opts.topic,
         ...(opts.clientId === undefined ? { clientId: 'cdp-direct-producer' } : { clientId: opts.clientId }),
@@ -134,7 +137,9 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
       schemaRegistry: { url: opts.registryUrl },
     },
   })
-  const log = opts.logger ?? createLogger(config, 'cdp-direct-producer')
+  // kafkajs warns at start-up about settings chosen on purpose (bounded retries, the v2 partitioner);
+  // failures reach the caller as rejected sends, so the default logger only shows errors
+  const log = opts.logger ?? createLogger({ logLevel: 'error' }, 'cdp-direct-producer')
   const kafka = createKafka(config, log)
 
   let settings: Awaited<ReturnType<typeof readTopicSettings>>

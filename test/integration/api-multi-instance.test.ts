@@ -15,7 +15,7 @@ const event = (id: string) => ({
   properties: { order_id: `o-${id}`, amount: 10, currency: 'EUR' },
 })
 
-t.test('two API instances share claims and keys through Redis', async (t) => {
+void t.test('two API instances share claims and keys through Redis', async (t) => {
   const cfg = testConfig(t, { state: { backend: 'redis' } })
   const stores = await createStateStores(cfg)
   t.teardown(() => stores.close())

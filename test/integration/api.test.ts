@@ -19,7 +19,7 @@ const seed = {
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
 
-t.test('seed: accepted, then duplicate with the original event id; record on the topic equals what was sent', async (t) => {
+void t.test('seed: accepted, then duplicate with the original event id; record on the topic equals what was sent', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const first = await api.app.inject({ method: 'POST', url: '/v1/cdp/events', headers: bearer(key), payload: seed })
@@ -52,7 +52,7 @@ t.test('seed: accepted, then duplicate with the original event id; record on the
   t.same(JSON.parse(e.properties), seed.properties)
 })
 
-t.test('seed batch: accepted, duplicate and the identity error, in request order', async (t) => {
+void t.test('seed batch: accepted, duplicate and the identity error, in request order', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const earlier = await api.app.inject({ method: 'POST', url: '/v1/cdp/events', headers: bearer(key), payload: { ...seed, externalEventId: 'b' } })
@@ -72,7 +72,7 @@ t.test('seed batch: accepted, duplicate and the identity error, in request order
   t.same(records.map((r) => r.key).sort(), ['["acme","brand.pos","a"]', '["acme","brand.pos","b"]'])
 })
 
-t.test('a batch with the same tuple twice: first accepted, second its duplicate; a changed payload conflicts', async (t) => {
+void t.test('a batch with the same tuple twice: first accepted, second its duplicate; a changed payload conflicts', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const res = await api.app.inject({
@@ -86,7 +86,7 @@ t.test('a batch with the same tuple twice: first accepted, second its duplicate;
   t.equal((await readTopic(api.config, 1)).length, 1)
 })
 
-t.test('409 idempotency_conflict for the same tuple with another payload; tenants do not collide', async (t) => {
+void t.test('409 idempotency_conflict for the same tuple with another payload; tenants do not collide', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const other = await api.key('globex')
@@ -98,7 +98,7 @@ t.test('409 idempotency_conflict for the same tuple with another payload; tenant
   t.equal(otherTenant.statusCode, 202, 'the tuple includes the tenant from the key')
 })
 
-t.test('422 lists every problem; it is not remembered, so the corrected retry is accepted', async (t) => {
+void t.test('422 lists every problem; it is not remembered, so the corrected retry is accepted', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const bad = { ...seed, eventType: 'purchase_completed', occurredAt: 'yesterday', identity: { email: 'not-an-email' }, properties: { amount: 'lots' } }
@@ -113,7 +113,7 @@ t.test('422 lists every problem; it is not remembered, so the corrected retry is
   t.equal(fixed.statusCode, 202)
 })
 
-t.test('422 for an unregistered eventType, unknown fields and a missing identity', async (t) => {
+void t.test('422 for an unregistered eventType, unknown fields and a missing identity', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const unregistered = await api.app.inject({ method: 'POST', url: '/v1/cdp/events', headers: bearer(key), payload: { ...seed, eventType: 'made_up_event' } })
@@ -127,7 +127,7 @@ t.test('422 for an unregistered eventType, unknown fields and a missing identity
   t.equal((noIdentity.json() as { message: string }).message.includes(IDENTITY_REQUIRED_MESSAGE), true)
 })
 
-t.test('omitted occurredAt defaults to receipt time, and a retry without it is a duplicate', async (t) => {
+void t.test('omitted occurredAt defaults to receipt time, and a retry without it is a duplicate', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const { occurredAt: _omit, ...noTime } = seed
@@ -145,7 +145,7 @@ t.test('omitted occurredAt defaults to receipt time, and a retry without it is a
   }
 })
 
-t.test('401 for missing, malformed, unknown, revoked and expired keys; 403 for permissions and sources', async (t) => {
+void t.test('401 for missing, malformed, unknown, revoked and expired keys; 403 for permissions and sources', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme', ['events:write'], ['brand.pos'])
   const post = (headers: Record<string, string>, payload: unknown = seed, url = '/v1/cdp/events') => api.app.inject({ method: 'POST', url, headers, payload: payload as object })
@@ -177,7 +177,7 @@ t.test('401 for missing, malformed, unknown, revoked and expired keys; 403 for p
   t.equal((await post(bearer(revoked))).statusCode, 401, 'revoked')
 })
 
-t.test('100 concurrent identical requests: one record, one event id', async (t) => {
+void t.test('100 concurrent identical requests: one record, one event id', async (t) => {
   const api = await startApi(t)
   const key = await api.key('acme')
   const responses = await Promise.all(Array.from({ length: 100 }, () =>
@@ -190,7 +190,7 @@ t.test('100 concurrent identical requests: one record, one event id', async (t) 
   t.equal(records.length, 1, 'exactly one record on the topic')
 })
 
-t.test('limits: 413 body, 400 proto poisoning and bad JSON, 415 content type, 422 batch size, 429 rate', async (t) => {
+void t.test('limits: 413 body, 400 proto poisoning and bad JSON, 415 content type, 422 batch size, 429 rate', async (t) => {
   const api = await startApi(t, { http: { singleBodyLimitBytes: 4096, maxBatchItems: 3, rateLimitMax: 2, rateLimitWindowMs: 60_000 } })
   const key = await api.key('acme')
   const h = { ...bearer(key), 'content-type': 'application/json' }
@@ -214,7 +214,7 @@ t.test('limits: 413 body, 400 proto poisoning and bad JSON, 415 content type, 42
   t.ok(Number(limited.headers['retry-after']) >= 1)
 })
 
-t.test('health, readiness and the OpenAPI document', async (t) => {
+void t.test('health, readiness and the OpenAPI document', async (t) => {
   const api = await startApi(t)
   t.same((await api.app.inject({ url: '/healthz' })).json(), { status: 'ok' })
   const ready = await api.app.inject({ url: '/readyz' })

