@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Config, DeepPartial } from '../../src/config/index.js'
-import { createLogger } from '../../src/observability/logger.js'
+import { createLogger, type Logger } from '../../src/observability/logger.js'
 import { buildApiRuntime, Resources, type ApiRuntime } from '../../src/runtime.js'
 import { buildApp } from '../../src/http/app.js'
 import { createKey, type Permission } from '../../src/auth/keys.js'
@@ -19,9 +19,9 @@ export interface TestApi {
   key(tenant: string, permissions?: Permission[], sources?: string[]): Promise<string>
 }
 
-export async function startApi(t: TestContext, overrides: DeepPartial<Config> = {}, config?: Readonly<Config>): Promise<TestApi> {
+export async function startApi(t: TestContext, overrides: DeepPartial<Config> = {}, config?: Readonly<Config>, logger?: Logger): Promise<TestApi> {
   const cfg = config ?? testConfig(t, overrides)
-  const log = createLogger({ logLevel: 'silent' })
+  const log = logger ?? createLogger({ logLevel: 'silent' })
   const res = new Resources()
   t.teardown(() => res.close())
   const rt = await buildApiRuntime(cfg, log, res)
