@@ -60,18 +60,29 @@ export class SchemaCodec {
     this.readerType = avro.Type.forSchema(JSON.parse(valueSchemaText()) as avro.Schema, { logicalTypes: {} })
   }
 
-  /** Register the value schema under `<topic>-value` with BACKWARD compatibility; keeps its id. */
-  async init(topic: string): Promise<number> {
-    try {
-      const { id } = await this.registry.register(
-        { type: SchemaType.AVRO, schema: valueSchemaText() },
-        { subject: valueSubject(topic), compatibility: 'BACKWARD' as never },
-      )
-      this.writerId = id
-      this.resolvers.set(id, { type: this.readerType, resolver: this.readerType.createResolver(this.readerType) })
-      return id
-    } catch (err) {
-      throw registryErrorToCdp(err, `registering ${valueSubject(topic)}`)
+  /**
+   * Register the value schema under `<topic>-value` with BACKWARD compatibility; keeps its id.
+   * A registry that is still starting (or briefly overloaded) is retried until `waitMs` passes;
+   * a refusal (incompatible schema) is final at once.
+   */
+  async init(topic: string, waitMs = 30_000): Promise<number> {
+    const deadline = Date.now() + waitMs
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const { id } = await this.registry.register(
+          { type: SchemaType.AVRO, schema: valueSchemaText() },
+          { subject: valueSubject(topic), compatibility: 'BACKWARD' as never },
+        )
+        this.writerId = id
+        this.resolvers.set(id, { type: this.readerType, resolver: this.readerType.createResolver(this.readerType) })
+        return id
+      } catch (err) {
+        const cdp = registryErrorToCdp(err, `registering ${valueSubject(topic)}`)
+        if (!cdp.retriable || Date.now() + 500 > deadline) {
+          throw new CdpError(cdp.code, `${cdp.message} (after ${attempt} attempts): ${(err as Error).message}`, { cause: err })
+        }
+        await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)))
+      }
     }
   }
 
