@@ -30,6 +30,7 @@ const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' },
   batch: { type: 'string', default: '500' }, 'batch-connections': { type: 'string', default: '4' },
   serve: { type: 'string' },
+  only: { type: 'string' },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)

@@ -76,6 +76,7 @@ export async function buildApiRuntime(config: Readonly<Config>, log: Logger, res
     lingerMs: config.kafka.lingerMs,
     batchMaxMessages: config.kafka.batchMaxMessages,
     timeoutMs: config.kafka.produceTimeoutMs,
+    lanes: config.kafka.producerLanes,
   }, log)
   await producer.connect().catch((err: unknown) => {
     throw new CdpError('kafka_unavailable', `cannot connect a producer to ${config.kafka.brokers.join(',')}`, { cause: err })

@@ -75,6 +75,16 @@ export function fingerprintOf(e: CdpEvent): string {
 
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'
 
+// crypto randomness drawn in 4 KiB blocks: one syscall per 256 ids instead of one per id
+let pool = Buffer.alloc(0)
+let poolPos = 0
+function random16(): Buffer {
+  if (poolPos + 16 > pool.length) { pool = randomBytes(4096); poolPos = 0 }
+  const out = pool.subarray(poolPos, poolPos + 16)
+  poolPos += 16
+  return out
+}
+
 /** evt_ + 26 chars: 48 bits of time (sortable) + 80 random bits, Crockford-style base32 */
 export function newEventId(now = Date.now()): string {
   let out = 'evt_'
@@ -82,7 +92,7 @@ export function newEventId(now = Date.now()): string {
   const time: string[] = []
   for (let i = 0; i < 10; i++) { time.push(ALPHABET[t % 32]!); t = Math.floor(t / 32) }
   out += time.reverse().join('')
-  const rnd = randomBytes(16)
+  const rnd = random16()
   for (let i = 0; i < 16; i++) out += ALPHABET[rnd[i]! % 32]
   return out
 }

@@ -40,7 +40,9 @@
  *
  * Not supported: sessions (session_id), ClickHouse's native compression (compress=1 /
  * decompress=1), binary insert formats (the body is read as UTF-8 text), external tables in
- * multipart requests, progress headers, authentication.
+ * multipart requests, progress headers, authentication (the user name is only reported to the
+ * onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
+ * are not quoted in JSON output, and async_insert is on unless a request turns it off).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
@@ -136,7 +138,9 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
 
   const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const p = handle(req, res).catch((e: unknown) => {
-      opts.log?.warn({ err: (e as Error).message }, 'clickhouse gateway: request failed')
+      // a statement ClickHouse refuses is the client's business; anything else is the gateway's
+      const { type } = describe(e)
+      opts.log?.[type === 'STD_EXCEPTION' ? 'warn' : 'debug']({ err: (e as Error).message }, 'clickhouse gateway: request failed')
       if (!res.headersSent) sendError(res, e)
       else res.destroy()
     })
@@ -161,7 +165,7 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
       return
     }
     if (req.method !== 'GET' && req.method !== 'POST') {
-      throw new GatewayError(36, 'BAD_ARGUMENTS', `HTTP method ${req.method ?? '?'} is not supported; use GET or POST`)
+      throw err.badArguments(`HTTP method ${req.method ?? '?'} is not supported; use GET or POST`)
     }
 
     const request = await parseRequest(req, url, maxBody)
@@ -332,8 +336,9 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
   let data: Buffer | undefined
   if (urlQuery !== undefined && urlQuery.trim() !== '') {
     sql = urlQuery
-    // the body continues the statement: an INSERT's data (even none, which inserts nothing)
-    if (body.length > 0 || /^\s*INSERT\b/i.test(urlQuery)) data = body
+    // the body continues the statement: an INSERT's data. None is no data, not an empty insert:
+    // chdb would answer that without running the statement at all
+    if (body.toString('utf8').trim() !== '') data = body
   } else if (body.length > 0) {
     const text = body.toString('utf8')
     // INSERT ... FORMAT F <data>: only the statement is SQL

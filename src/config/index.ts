@@ -46,6 +46,8 @@ export interface Config {
     /** micro-batching: how long to collect concurrent records before one send */
     lingerMs: number
     batchMaxMessages: number
+    /** idempotent producers per process, each with one batch in flight (see src/kafka/producer.ts) */
+    producerLanes: number
     consumerGroup: string
     connectionTimeoutMs: number
   }
@@ -138,6 +140,7 @@ const schema = {
         produceTimeoutMs: { type: 'integer', minimum: 100 },
         lingerMs: { type: 'integer', minimum: 0, maximum: 1000 },
         batchMaxMessages: { type: 'integer', minimum: 1 },
+        producerLanes: { type: 'integer', minimum: 1, maximum: 16 },
         consumerGroup: { type: 'string', minLength: 1 },
         connectionTimeoutMs: { type: 'integer', minimum: 100 },
       },
@@ -219,6 +222,7 @@ function defaults(env: Env): Config {
       produceTimeoutMs: 5000,
       lingerMs: 2,
       batchMaxMessages: 1000,
+      producerLanes: 2,
       consumerGroup: 'cdp-consumer',
       connectionTimeoutMs: 3000,
     },

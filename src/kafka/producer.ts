@@ -3,8 +3,8 @@
  *
  * kafkajs sends each `send()` as its own request and its idempotent producer can lose or reorder
  * messages when sends overlap (kafkajs#1005, #598). So concurrent callers enqueue here; a batch
- * is cut after `lingerMs` or `batchMaxMessages`, and exactly one batch is in flight at a time,
- * acks=all on an idempotent producer. A caller's promise settles when Kafka acknowledged (or
+ * is cut after `lingerMs` or `batchMaxMessages`, and each idempotent producer ("lane") has at most
+ * one batch in flight, acks=all. A caller's promise settles when Kafka acknowledged (or
  * refused) its records.
  *
  * A caller that gives up (its deadline passed) can cancel records still waiting in the queue.
@@ -37,26 +37,24 @@ export interface BatchingProducerOptions {
   batchMaxMessages: number
   /** kafka request timeout for one batch */
   timeoutMs: number
+  /**
+   * Independent idempotent producers ("lanes"), each with at most one batch in flight. One lane
+   * is the kafkajs-safe minimum; a second lets the next batch leave while the first waits for
+   * its acks, which halves the queueing delay of single-event requests. Records of one request
+   * always travel in one batch, so per-tuple order is never split across lanes.
+   */
+  lanes?: number
 }
 
-export class BatchingProducer {
-  private producer: Producer | undefined
-  private connecting: Promise<Producer> | undefined
-  private queue: Pending[] = []
-  private queuedMessages = 0
-  private timer: NodeJS.Timeout | undefined
-  private inFlight: Promise<void> | undefined
-  private closed = false
-  /** batches sent, for metrics and benchmarks */
-  batches = 0
+/** one idempotent kafkajs producer with at most one batch in flight */
+class Lane {
+  producer: Producer | undefined
+  connecting: Promise<Producer> | undefined
+  busy: Promise<void> | undefined
 
-  constructor(private readonly kafka: Kafka, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {}
+  constructor(private readonly kafka: Kafka) {}
 
-  async connect(): Promise<void> {
-    await this.getProducer()
-  }
-
-  private getProducer(): Promise<Producer> {
+  get(): Promise<Producer> {
     if (this.producer !== undefined) return Promise.resolve(this.producer)
     this.connecting ??= (async () => {
       const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
@@ -71,6 +69,32 @@ export class BatchingProducer {
       return p
     })()
     return this.connecting
+  }
+
+  /** after a failed idempotent send the sequence numbers may be out of step with the broker; a
+   *  fresh producer (new producer id) is the safe way to continue */
+  async reset(): Promise<void> {
+    const p = this.producer
+    this.producer = undefined
+    if (p !== undefined) await p.disconnect().catch(() => undefined)
+  }
+}
+
+export class BatchingProducer {
+  private readonly lanes: Lane[]
+  private queue: Pending[] = []
+  private queuedMessages = 0
+  private timer: NodeJS.Timeout | undefined
+  private closed = false
+  /** batches sent, for metrics and benchmarks */
+  batches = 0
+
+  constructor(kafka: Kafka, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {
+    this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => new Lane(kafka))
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all(this.lanes.map((l) => l.get()))
   }
 
   send(messages: OutboundMessage[]): Ticket {
@@ -96,8 +120,12 @@ export class BatchingProducer {
     }
   }
 
+  private freeLane(): Lane | undefined {
+    return this.lanes.find((l) => l.busy === undefined)
+  }
+
   private schedule(): void {
-    if (this.inFlight !== undefined) return // the running batch picks the queue up when it ends
+    if (this.freeLane() === undefined) return // a lane picks the queue up when its batch ends
     if (this.queuedMessages >= this.opts.batchMaxMessages || this.opts.lingerMs === 0) {
       this.flushNow()
       return
@@ -107,7 +135,8 @@ export class BatchingProducer {
 
   private flushNow(): void {
     if (this.timer !== undefined) { clearTimeout(this.timer); this.timer = undefined }
-    if (this.inFlight !== undefined) return
+    const lane = this.freeLane()
+    if (lane === undefined) return
     const batch: Pending[] = []
     let count = 0
     while (this.queue.length > 0) {
@@ -121,16 +150,16 @@ export class BatchingProducer {
       batch.push(next)
     }
     if (batch.length === 0) return
-    this.inFlight = this.sendBatch(batch).finally(() => {
-      this.inFlight = undefined
+    lane.busy = this.sendBatch(lane, batch).finally(() => {
+      lane.busy = undefined
       if (this.queue.length > 0) this.schedule()
     })
   }
 
-  private async sendBatch(batch: Pending[]): Promise<void> {
+  private async sendBatch(lane: Lane, batch: Pending[]): Promise<void> {
     this.batches++
     try {
-      const producer = await this.getProducer()
+      const producer = await lane.get()
       await producer.send({
         topic: this.opts.topic,
         acks: -1,
@@ -141,27 +170,20 @@ export class BatchingProducer {
     } catch (err) {
       const cdp = new CdpError('kafka_unavailable', `Kafka did not acknowledge the records: ${(err as Error).message}`, { cause: err, retryAfter: 1 })
       for (const p of batch) p.reject(cdp)
-      // after a failed idempotent send the producer's sequence numbers may be out of step with the
-      // broker; a fresh producer (new producer id) is the safe way to continue
-      await this.resetProducer()
+      await lane.reset()
       this.log.warn({ err: (err as Error).message }, 'kafka batch failed; producer reset')
     }
-  }
-
-  private async resetProducer(): Promise<void> {
-    const p = this.producer
-    this.producer = undefined
-    if (p !== undefined) await p.disconnect().catch(() => undefined)
   }
 
   /** Send what is queued, wait for it, then disconnect. */
   async close(): Promise<void> {
     this.closed = true
-    this.flushNow()
-    while (this.inFlight !== undefined) {
-      await this.inFlight
+    for (;;) {
       this.flushNow()
+      const busy = this.lanes.map((l) => l.busy).filter((b): b is Promise<void> => b !== undefined)
+      if (busy.length === 0 && this.queue.every((p) => p.state === 'cancelled')) break
+      await Promise.all(busy)
     }
-    await this.resetProducer()
+    await Promise.all(this.lanes.map((l) => l.reset()))
   }
 }
