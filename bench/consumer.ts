@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config/index.js'
 import { createLogger } from '../src/observability/logger.js'
 import { Resources } from '../src/runtime.js'
-import { buildPipeline } from '../src/pipeline/service.js'
+import { buildPipeline, consumerOptions } from '../src/pipeline/service.js'
 import { ConsumerRunner } from '../src/kafka/consumer.js'
 import { SchemaCodec } from '../src/avro/codec.js'
 import { encodeKey } from '../src/avro/key.js'
@@ -86,13 +86,16 @@ async function main() {
 
   // 2. drain with the pipeline
   process.stderr.write('consuming\n')
-  const runner = new ConsumerRunner(p.kafka, { topic: config.kafka.topic, groupId: config.kafka.consumerGroup, fromBeginning: true, maxBatchRecords: config.consumer.flushMaxRows }, p.processor, log)
+  const runner = new ConsumerRunner(p.kafka, consumerOptions(config), p.processor, log)
   const t0 = Date.now()
   await runner.start()
   res.add('runner', () => runner.stop())
   while (await count(q, `SELECT count() FROM ${db}.events`) < N) await sleep(200)
   const consumerRate = N / ((Date.now() - t0) / 1000)
   await runner.stop()
+  const tm = p.processor.timings
+  const tmTotal = Object.values(tm).reduce((a, b) => a + b, 0)
+  const where = Object.entries(tm).map(([k, v]) => `${k} ${(100 * v / tmTotal).toFixed(0)}%`).join(', ')
 
   // 3. ceiling: the same rows straight into chDB (another database, same engine and settings)
   const ceilingDb = `${db}_ceiling`
@@ -124,7 +127,7 @@ async function main() {
     keys: { prefix: `benche_${run}` },
   } })
   const p2 = await buildPipeline(cfg2, log, res2, 'live')
-  const runner2 = new ConsumerRunner(p2.kafka, { topic: cfg2.kafka.topic, groupId: cfg2.kafka.consumerGroup, fromBeginning: true, maxBatchRecords: cfg2.consumer.flushMaxRows }, p2.processor, log)
+  const runner2 = new ConsumerRunner(p2.kafka, consumerOptions(cfg2), p2.processor, log)
   await runner2.start()
   res2.add('runner', () => runner2.stop())
   let n = 0
@@ -150,6 +153,7 @@ async function main() {
   console.log(`| consumer: ${N} records topic -> ClickHouse (decode, contract, dedup, identity, insert) | ${consumerRate.toFixed(0)} events/s |`)
   console.log(`| ceiling: chDB insertEvents of the same rows, 5000/batch | ${ceilingRate.toFixed(0)} rows/s |`)
   console.log(`| consumer ÷ ceiling | ${(consumerRate / ceilingRate).toFixed(2)} |`)
+  console.log(`| consumer time by step (summed over batches) | ${where} |`)
   console.log(`| end to end at ${RATE} events/s offered for ${SECONDS} s (${accepted} accepted, ${lat[2]} in ClickHouse) | p50 ${lat[0]} ms, p99 ${lat[1]} ms |`)
   rmSync(dir, { recursive: true, force: true })
   process.exit(0)

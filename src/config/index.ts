@@ -77,6 +77,8 @@ export interface Config {
     blockedValues: string[]
   }
   consumer: {
+    /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
+    partitionConcurrency: number
     flushMaxRows: number
     flushMaxBytes: number
     flushIntervalMs: number
@@ -174,6 +176,7 @@ const schema = {
     consumer: {
       type: 'object', additionalProperties: false,
       properties: {
+        partitionConcurrency: { type: 'integer', minimum: 1, maximum: 64 },
         flushMaxRows: { type: 'integer', minimum: 1 }, flushMaxBytes: { type: 'integer', minimum: 1024 },
         flushIntervalMs: { type: 'integer', minimum: 1 },
         // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
@@ -239,7 +242,7 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200, sessionTimeoutMs: 30_000 },
+    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200, sessionTimeoutMs: 30_000 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },

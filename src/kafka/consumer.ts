@@ -37,6 +37,8 @@ export interface ConsumerRunnerOptions {
   maxBytesPerPartition?: number
   /** group session timeout (default 30 s): a crashed member's partitions move on after it */
   sessionTimeoutMs?: number
+  /** partition batches in progress at once; a partition itself is always processed in order */
+  partitionConcurrency?: number
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -66,7 +68,7 @@ export class ConsumerRunner {
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
+      partitionsConsumedConcurrently: this.opts.partitionConcurrency ?? 1,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const all = batch.messages.map((m: KafkaMessage): InboundRecord => ({
           topic: batch.topic, partition: batch.partition, offset: m.offset, key: m.key ?? null, value: m.value ?? null, timestamp: m.timestamp,

@@ -16,7 +16,7 @@ import { SchemaCodec } from '../avro/codec.js'
 import { keyString } from '../avro/key.js'
 import { createKafka } from '../kafka/client.js'
 import { ensureTopics } from '../kafka/admin.js'
-import { ConsumerRunner } from '../kafka/consumer.js'
+import { ConsumerRunner, type ConsumerRunnerOptions } from '../kafka/consumer.js'
 import { fetchRecords } from '../kafka/fetch-one.js'
 import { createClickHouse, closeClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { runMigrations } from '../clickhouse/migrations.js'
@@ -113,13 +113,19 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
   return { processor, clickhouse, kafka, query }
 }
 
+/** consumer runner settings from config; replay and benchmarks pass their own group */
+export function consumerOptions(config: Readonly<Config>, groupId = config.kafka.consumerGroup): ConsumerRunnerOptions {
+  return {
+    topic: config.kafka.topic, groupId, fromBeginning: true,
+    maxBatchRecords: config.consumer.flushMaxRows, partitionConcurrency: config.consumer.partitionConcurrency,
+    sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+  }
+}
+
 export const consumerHooks: ConsumerHooks = {
   async start(config, log, res) {
     const p = await buildPipeline(config, log, res, 'live')
-    const runner = new ConsumerRunner(p.kafka, {
-      topic: config.kafka.topic, groupId: config.kafka.consumerGroup, fromBeginning: true, maxBatchRecords: config.consumer.flushMaxRows,
-      sessionTimeoutMs: config.consumer.sessionTimeoutMs,
-    }, p.processor, log)
+    const runner = new ConsumerRunner(p.kafka, consumerOptions(config), p.processor, log)
     await runner.start()
     res.add('consumer', () => runner.stop())
     log.info({ topic: config.kafka.topic, group: config.kafka.consumerGroup }, 'consumer running')
@@ -140,7 +146,7 @@ export async function replayCommand(config: Readonly<Config>, _args: string[], o
     const low = await admin.fetchTopicOffsetsByTimestamp(config.kafka.topic, 0)
     const total = high.reduce((s, h) => s + Number(h.high) - Number(low.find((l) => l.partition === h.partition)?.offset ?? 0), 0)
     const groupId = `${config.kafka.consumerGroup}-replay-${Date.now()}`
-    const runner = new ConsumerRunner(p.kafka, { topic: config.kafka.topic, groupId, fromBeginning: true, maxBatchRecords: config.consumer.flushMaxRows }, p.processor, log)
+    const runner = new ConsumerRunner(p.kafka, consumerOptions(config, groupId), p.processor, log)
     out(`replay: ${total} records on ${high.length} partitions of ${config.kafka.topic} into ${config.clickhouse.database} (group ${groupId})`)
     const t0 = Date.now()
     await runner.start()
