@@ -22,8 +22,8 @@ export default tseslint.config(
     },
   },
   {
-    // config loading, scripts and tests that start the stack may read the environment
-    files: ['src/config/**/*.ts', 'test/helpers/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts'],
+    // config loading, and the scripts, examples and tests around the service, may read the environment
+    files: ['src/config/**/*.ts', 'test/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'examples/**/*.ts'],
     rules: { 'no-restricted-properties': ['error',
       { object: 't', property: 'only', message: 'no .only in committed tests' },
       { object: 'tap', property: 'only', message: 'no .only in committed tests' }] },
