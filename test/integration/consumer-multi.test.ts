@@ -185,7 +185,8 @@ void t.test('two consumers share Redis and one ClickHouse; one is SIGKILLed mid-
   const k = await waitFor('the victim killed after its third events insert', async () => atKill, 120_000, 100)
   t.equal(victim.child.signalCode, 'SIGKILL', 'killed by the test, in the gateway\'s hook')
   const ahead = victimPartitions.filter((p) => (k.rows.get(p) ?? 0) > (k.committed.get(p) ?? 0))
-  t.equal(ahead.length, 1, `a victim partition has rows in ClickHouse beyond its committed offset (${ahead.join(', ')})`)
+  // (both, when the victim had both partitions' inserts in flight: it consumes partitions concurrently)
+  t.ok(ahead.length >= 1, `a victim partition has rows in ClickHouse beyond its committed offset (${ahead.join(', ')})`)
   const high = (await r.offsets()).high
   const left = victimPartitions.reduce((s, p) => s + (high.get(p) ?? 0) - (k.committed.get(p) ?? 0), 0)
   t.ok(left > SLICE, `the victim died mid-stream: ${left} of its records not committed`)

@@ -1,0 +1,211 @@
+/**
+ * The ClickHouse gateway (src/clickhouse/http-gateway.ts): enough of ClickHouse's HTTP interface
+ * for @clickhouse/client, served from one chDB data dir.
+ *
+ * - `cdp clickhouse-gateway` as its own process, with the scenarios every ClickHouse backend must
+ *   pass (server.test.ts, run against it through CLICKHOUSE_URL); its data dir is its own while
+ *   it runs; after SIGTERM it is unreachable, which the service sees as clickhouse_unavailable.
+ * - The protocol on the wire: /ping, GET read-only, POST with the query in the URL or the body,
+ *   FORMAT and default_format, headers, errors as `Code: N. DB::Exception` with the exception
+ *   code header, one statement per request.
+ * - Through clickhouse-js: errors become ClickHouseError with code and type, settings and
+ *   `database` stay with their request, compressed inserts, multipart parameters.
+ * - Query parameters arrive as text and are bound by the engine: any string, in a String, an
+ *   Array, a Map or a Tuple, comes back as it was sent (property test), and none becomes SQL.
+ */
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import fc from 'fast-check'
+import { createClient, TupleParam, type ClickHouseClient } from '@clickhouse/client'
+import { processEnv } from '../../src/config/index.js'
+import { isCdpError } from '../../src/errors.js'
+import { createClickHouse, pingClickHouse } from '../../src/clickhouse/client.js'
+import { isClickHouseUnavailable } from '../../src/clickhouse/errors.js'
+import { createWriter } from '../../src/clickhouse/writer.js'
+import { startClickHouseGateway, type ClickHouseGateway } from '../../src/clickhouse/http-gateway.js'
+import { tempDir, uniq, type TestContext } from '../helpers/config.js'
+import { ROOT, runCdp, waitFor } from '../helpers/process.js'
+import { scenarios } from './fixtures/scenarios.js'
+import { eventRow } from './fixtures/harness.js'
+
+/** a gateway in this process on a fresh data dir, and a client for it */
+async function gateway(t: TestContext): Promise<{ gw: ClickHouseGateway; client: ClickHouseClient; db: string }> {
+  const gw = await startClickHouseGateway({ path: join(tempDir(t), 'chdb'), port: 0 })
+  t.teardown(() => gw.close())
+  const client = createClient({ url: gw.url, log: { level: 127 as never } })
+  t.teardown(() => client.close())
+  const db = uniq('gw')
+  await client.command({ query: `CREATE DATABASE ${db}` })
+  await client.command({ query: `CREATE TABLE ${db}.t (k String, n UInt32) ENGINE = MergeTree ORDER BY k SETTINGS non_replicated_deduplication_window = 100` })
+  return { gw, client, db }
+}
+
+const rejection = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e)
+
+void t.test('`cdp clickhouse-gateway`: the shared ClickHouse scenarios pass through it; it holds its data dir; SIGTERM stops it', async (t) => {
+  const dir = tempDir(t)
+  const chdb = join(dir, 'chdb')
+  const env = { LOG_LEVEL: '', CLICKHOUSE_URL: '' }
+  const gw = runCdp(t, ['clickhouse-gateway', '--port', '0', '--path', chdb], { dir, config: { logLevel: 'warn' }, env })
+  const url = await waitFor('the gateway listening', async () => {
+    if (gw.child.exitCode !== null) throw new Error(`the gateway exited:\n${gw.output()}`)
+    return /listening on (http:\/\/127\.0\.0\.1:[0-9]+)/.exec(gw.output())?.[1]
+  }, 60_000)
+
+  // server.test.ts runs the scenarios on the server that CLICKHOUSE_URL names
+  const childEnv: Record<string, string | undefined> = { ...processEnv(), CLICKHOUSE_URL: url }
+  for (const k of Object.keys(childEnv)) if (k.startsWith('TAP')) delete childEnv[k]
+  const run = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/clickhouse/server.test.ts')], { cwd: ROOT, env: childEnv })
+  let tap = ''
+  run.stdout.on('data', (d: Buffer) => { tap += d.toString() })
+  run.stderr.on('data', (d: Buffer) => { tap += d.toString() })
+  const code = await new Promise<number | null>((done) => run.on('exit', done))
+  t.equal(code, 0, 'server.test.ts passes against the gateway')
+  for (const name of Object.keys(scenarios)) {
+    t.match(tap, new RegExp(`^ok \\d+ - server: ${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?! # SKIP)`, 'm'), `ran and passed: ${name}`)
+  }
+  if (code !== 0) t.comment(tap)
+
+  const second = runCdp(t, ['clickhouse-gateway', '--port', '0', '--path', chdb], { dir, config: { logLevel: 'warn' }, env })
+  t.equal(await second.exited, 1, 'a second gateway on the same data dir refuses to start')
+  t.match(second.output(), /clickhouse_unavailable.*cannot start the ClickHouse gateway/)
+
+  gw.kill('SIGTERM')
+  t.equal(await gw.exited, 0, 'SIGTERM: drains and exits 0')
+  const client = createClickHouse({ clickhouse: { url, username: undefined, password: undefined, chdbPath: chdb } })
+  t.teardown(() => client.close())
+  const ping = await pingClickHouse(client, { timeoutMs: 3000 })
+  t.ok(!ping.ok && ping.error.code === 'clickhouse_unavailable', 'a stopped gateway pings as clickhouse_unavailable')
+  const err = await rejection(createWriter(client, { database: 'cdp' }).insertEvents([eventRow()], { dedupToken: 'x' }))
+  t.ok(isCdpError(err) && err.code === 'clickhouse_unavailable' && err.retriable, 'an insert to a stopped gateway is a retriable clickhouse_unavailable')
+})
+
+void t.test('the wire: ping, GET read-only, query in URL or body, formats, headers, errors', async (t) => {
+  const { gw, db } = await gateway(t)
+  const get = (path: string) => fetch(`${gw.url}${path}`)
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) => fetch(`${gw.url}${path}`, { method: 'POST', body, headers })
+
+  const ping = await get('/ping')
+  t.equal(ping.status, 200)
+  t.equal(await ping.text(), 'Ok.\n')
+  t.equal(await (await get('/')).text(), 'Ok.\n', 'GET / without a query answers like /ping')
+
+  const sel = await get(`/?query=${encodeURIComponent('SELECT 1 AS one, \'a\' AS s')}&query_id=q-42`)
+  t.equal(sel.status, 200)
+  t.equal(await sel.text(), '1\ta\n', 'TabSeparated unless asked otherwise')
+  t.equal(sel.headers.get('x-clickhouse-format'), 'TabSeparated')
+  t.equal(sel.headers.get('x-clickhouse-query-id'), 'q-42', 'the query id is echoed')
+  const summary = JSON.parse(sel.headers.get('x-clickhouse-summary') ?? 'null') as Record<string, unknown>
+  t.equal(typeof summary.read_rows, 'string', 'X-ClickHouse-Summary as the server writes it (numbers as strings)')
+  t.equal(typeof summary.elapsed_ns, 'string')
+
+  const roGet = await get(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t VALUES ('x', 1)`)}`)
+  t.equal(roGet.status, 403, 'GET is read-only')
+  t.equal(roGet.headers.get('x-clickhouse-exception-code'), '164')
+
+  const json = await post('/', 'SELECT 2 AS two FORMAT JSONEachRow')
+  t.equal(await json.text(), '{"two":2}\n', 'the query in the body, with its FORMAT clause')
+  t.equal(json.headers.get('x-clickhouse-format'), 'JSONEachRow')
+  const csv = await post('/?default_format=CSV', 'SELECT 3 AS three, \'x\' AS s')
+  t.equal(await csv.text(), '3,"x"\n', 'default_format applies when the statement has no FORMAT')
+
+  const ins = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`, '{"k":"a","n":1}\n{"k":"b","n":2}\n')
+  t.equal(ins.status, 200, 'insert: the statement in the URL, the rows in the body')
+  const insBody = await post('/', `INSERT INTO ${db}.t FORMAT JSONEachRow\n{"k":"c","n":3}\n`)
+  t.equal(insBody.status, 200, 'insert: statement and rows in the body')
+  const gz = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`, gzipSync('{"k":"d","n":4}\n'), { 'content-encoding': 'gzip' })
+  t.equal(gz.status, 200, 'a gzip body')
+  t.equal(await (await post('/', `SELECT groupArray(k) FROM (SELECT k FROM ${db}.t ORDER BY k)`)).text(), '[\'a\',\'b\',\'c\',\'d\']\n')
+
+  const syntax = await post('/', 'SELEC 1')
+  t.equal(syntax.status, 400)
+  t.equal(syntax.headers.get('x-clickhouse-exception-code'), '62')
+  t.match(await syntax.text(), /^Code: 62\. DB::Exception: .*\(SYNTAX_ERROR\)/)
+  const multi = await post('/', `SELECT 1; DROP TABLE ${db}.t`)
+  t.equal(multi.status, 400, 'several statements in one request are refused, as a server does')
+  t.match(await multi.text(), /Multi-statements are not allowed/)
+  const missing = await post('/', `SELECT * FROM ${db}.nope`)
+  t.equal(missing.status, 404)
+  t.equal(missing.headers.get('x-clickhouse-exception-code'), '60')
+  t.equal((await post('/', '')).status, 400, 'an empty query')
+  t.equal((await get('/elsewhere')).status, 404)
+  t.equal((await post('/?session_id=s1', 'SELECT 1')).status, 501, 'sessions are refused, not ignored')
+  t.equal(Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text()), 4, 'the table survived')
+})
+
+void t.test('through clickhouse-js: errors, per-request settings and database, compression, multipart parameters', async (t) => {
+  const { gw, client, db } = await gateway(t)
+  const count = async (c: ClickHouseClient = client) => Number((await (await c.query({ query: `SELECT count() AS c FROM ${db}.t`, format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c)
+
+  const err = await rejection(client.query({ query: `SELECT * FROM ${db}.nope` })) as { code?: string; type?: string }
+  t.equal(err?.constructor?.name, 'ClickHouseError')
+  t.same({ code: err.code, type: err.type }, { code: '60', type: 'UNKNOWN_TABLE' }, 'code and type as a server sends them')
+  t.equal(isClickHouseUnavailable(err), false, 'a SQL error is not "unavailable": the service does not retry it')
+
+  // settings belong to their request: a token or readonly never sticks to later requests
+  const rows = [{ k: 'a', n: 1 }, { k: 'b', n: 2 }]
+  await client.insert({ table: `${db}.t`, values: rows, format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-1' } })
+  await client.insert({ table: `${db}.t`, values: rows, format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: 'tok-1' } })
+  t.equal(await count(), 2, 'the same token twice: one copy')
+  await client.insert({ table: `${db}.t`, values: [{ k: 'c', n: 3 }], format: 'JSONEachRow' })
+  t.equal(await count(), 3, 'an insert without a token is not dropped as a duplicate of tok-1')
+  const ro = await rejection(client.command({ query: `INSERT INTO ${db}.t VALUES ('z', 9)`, clickhouse_settings: { readonly: '1' } })) as { type?: string }
+  t.equal(ro?.type, 'READONLY', 'readonly = 1 refuses the write')
+  await client.command({ query: `INSERT INTO ${db}.t VALUES ('d', 4)` })
+  t.equal(await count(), 4, 'and the next request writes again')
+  await Promise.all(Array.from({ length: 16 }, (_, i) => i % 2 === 0
+    ? client.insert({ table: `${db}.t`, values: [{ k: `p${i}`, n: i }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: `par-${i}` } })
+    : client.query({ query: 'SELECT 1', clickhouse_settings: { readonly: '1' } }).then((r) => r.text())))
+  t.equal(await count(), 12, 'concurrent requests keep their own settings')
+
+  const scoped = createClient({ url: gw.url, database: db })
+  t.teardown(() => scoped.close())
+  t.equal(Number((await (await scoped.query({ query: 'SELECT count() AS c FROM t', format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c), 12, '`database` names the default database of the request')
+  t.equal(isClickHouseUnavailable(await rejection(client.query({ query: 'SELECT count() FROM t' }))), false, '... of that request only')
+
+  const gzip = createClient({ url: gw.url, compression: { request: true, response: true } })
+  t.teardown(() => gzip.close())
+  await gzip.insert({ table: `${db}.t`, values: [{ k: 'gz', n: 1 }], format: 'JSONEachRow' })
+  t.same(await (await gzip.query({ query: `SELECT n FROM ${db}.t WHERE k = 'gz'`, format: 'JSONEachRow' })).json(), [{ n: 1 }], 'gzip request bodies; uncompressed answers')
+
+  const multipart = createClient({ url: gw.url, use_multipart_params: true })
+  t.teardown(() => multipart.close())
+  const keys = Array.from({ length: 3000 }, (_, i) => `key-${i}-${'x'.repeat(20)}`)
+  const r = await multipart.query({ query: `SELECT count() AS c FROM ${db}.t WHERE k IN {keys:Array(String)} OR k = {one:String}`, query_params: { keys, one: 'gz' }, format: 'JSONEachRow' })
+  t.same(await r.json(), [{ c: 1 }], 'parameters in a multipart body (100 KB of them)')
+})
+
+void t.test('query parameters: any string comes back as sent, in any shape, and never becomes SQL', async (t) => {
+  const { gw, client, db } = await gateway(t)
+  const multipart = createClient({ url: gw.url, use_multipart_params: true })
+  t.teardown(() => multipart.close())
+  const sql = `SELECT {s:String} AS s, {a:Array(String)} AS a, {m:Map(String, String)} AS m,
+    {tp:Tuple(String, Array(String))} AS tp, {n:Nullable(String)} AS n, {lc:LowCardinality(String)} AS lc`
+  const roundTrip = async (c: ClickHouseClient, s: string, a: string[]) => {
+    const m = new Map(a.map((v, i) => [`${v}${i}`, s]))
+    const res = await c.query({ query: sql, format: 'JSONEachRow', query_params: { s, a, m, tp: new TupleParam([s, a]), n: a.length % 2 === 0 ? null : s, lc: s } })
+    const [row] = await res.json<{ s: string; a: string[]; m: Record<string, string>; tp: [string, string[]]; n: string | null; lc: string }>()
+    return row!
+  }
+  const tricky = ['', '\\N', '\\', '\'', '\'\'', '\\\'', 'a\tb\nc\rd', '\0', '\x07\x1b\v\b\f', '\\x41', '{x:String}', 'é 😀 中', '\']); DROP TABLE t; --']
+  for (const s of tricky) {
+    const row = await roundTrip(client, s, tricky)
+    t.same(row, { s, a: tricky, m: Object.fromEntries(tricky.map((v, i) => [`${v}${i}`, s])), tp: [s, tricky], n: tricky.length % 2 === 0 ? null : s, lc: s }, `round trip: ${JSON.stringify(s)}`)
+  }
+  await fc.assert(fc.asyncProperty(
+    fc.string({ unit: 'binary', maxLength: 24 }), fc.array(fc.string({ unit: 'binary', maxLength: 12 }), { maxLength: 6 }), fc.boolean(),
+    async (s, a, viaMultipart) => {
+      const row = await roundTrip(viaMultipart ? multipart : client, s, a)
+      return row.s === s && row.lc === s && JSON.stringify(row.a) === JSON.stringify(a) && JSON.stringify(row.tp) === JSON.stringify([s, a]) &&
+        row.n === (a.length % 2 === 0 ? null : s) && Object.entries(row.m).every(([k, v]) => v === s && a.some((x, i) => `${x}${i}` === k))
+    }), { numRuns: 150 })
+  t.pass('150 random strings and arrays round-tripped, in the URL and in multipart bodies')
+
+  await client.insert({ table: `${db}.t`, values: [{ k: 'keep', n: 1 }], format: 'JSONEachRow' })
+  const injected = await client.query({ query: `SELECT count() AS c FROM ${db}.t WHERE k = {k:String} OR k IN {ks:Array(String)}`, format: 'JSONEachRow',
+    query_params: { k: `x' OR 1 = 1 --`, ks: [`x') OR (1 = 1`, `'] OR 1 = 1 OR k IN ['`] } })
+  t.same(await injected.json(), [{ c: 0 }], 'quotes in values stay values')
+  t.equal(Number(await (await client.query({ query: `SELECT count() FROM ${db}.t`, format: 'TabSeparated' })).text()), 1)
+})
