@@ -6,7 +6,8 @@
  *   cdp keys list | cdp keys revoke ID
  *   cdp contracts check|release|list
  *   cdp query "<SQL>" [--format table|json|csv|tsv]   through the running service (query:read key)
- *   cdp replay [--from-beginning]                 rebuild ClickHouse from the compacted topic
+ *   cdp replay                                    rebuild ClickHouse from the compacted topic
+ *   cdp clickhouse-gateway [--port N] [--path DIR] share one embedded chDB over HTTP (dev/test, docs/CLICKHOUSE-GATEWAY.md)
  */
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
@@ -25,7 +26,7 @@ type Out = (line: string) => void
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
 function usage(out: Out): number {
-  out('usage: cdp <serve|stack|keys|contracts|query|replay> ...  (see README.md)')
+  out('usage: cdp <serve|stack|keys|contracts|query|replay|clickhouse-gateway> ...  (see README.md)')
   return 2
 }
 
