@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import avro from 'avsc'
-import { SchemaRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
+import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 import { CdpError } from '../errors.js'
 import type { CdpEvent } from './event.js'
 
@@ -50,7 +50,12 @@ export class SchemaCodec {
   private writerId = -1
   private readonly resolvers = new Map<number, { type: avro.Type; resolver: Resolver } | null>()
 
+  private readonly url: string
+  private readonly timeoutMs: number
+
   constructor(opts: { url: string; timeoutMs: number }) {
+    this.url = opts.url.replace(/\/+$/, '')
+    this.timeoutMs = opts.timeoutMs
     this.registry = new SchemaRegistry({
       host: opts.url,
       clientId: 'cdp-ingest',
@@ -69,21 +74,58 @@ export class SchemaCodec {
     const deadline = Date.now() + waitMs
     for (let attempt = 1; ; attempt++) {
       try {
-        const { id } = await this.registry.register(
-          { type: SchemaType.AVRO, schema: valueSchemaText() },
-          { subject: valueSubject(topic), compatibility: 'BACKWARD' as never },
-        )
+        const id = await this.register(valueSubject(topic))
         this.writerId = id
         this.resolvers.set(id, { type: this.readerType, resolver: this.readerType.createResolver(this.readerType) })
         return id
       } catch (err) {
-        const cdp = registryErrorToCdp(err, `registering ${valueSubject(topic)}`)
+        const cdp = err instanceof CdpError ? err : registryErrorToCdp(err, `registering ${valueSubject(topic)}`)
         if (!cdp.retriable || Date.now() + 500 > deadline) {
-          throw new CdpError(cdp.code, `${cdp.message} (after ${attempt} attempts): ${(err as Error).message}`, { cause: err })
+          throw new CdpError(cdp.code, `${cdp.message} (after ${attempt} attempts)`, { cause: err })
         }
         await new Promise((r) => setTimeout(r, Math.min(2000, 200 * attempt)))
       }
     }
+  }
+
+  /**
+   * Compatibility first, then the schema, with the registry's REST API directly: the client
+   * library checks a subject's compatibility before registering and sets it only after a first
+   * registration (and may change it: its issue #129), so two instances starting together could
+   * see the subject without its setting and refuse to start. Setting BACKWARD on the subject
+   * first is idempotent and makes the order irrelevant.
+   */
+  private async register(subject: string): Promise<number> {
+    const headers = { 'content-type': 'application/vnd.schemaregistry.v1+json' }
+    const call = async (method: string, path: string, body: unknown): Promise<unknown> => {
+      let res: Response
+      try {
+        res = await fetch(`${this.url}${path}`, { method, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(this.timeoutMs) })
+      } catch (err) {
+        throw new CdpError('schema_registry_unavailable', `schema registry unreachable at ${this.url}: ${(err as Error).message}`, { cause: err, retryAfter: 5 })
+      }
+      const text = await res.text()
+      if (res.status === 409 || res.status === 422) {
+        throw new CdpError('contract_incompatible', `schema registry refused ${method} ${path}: ${text}`)
+      }
+      if (!res.ok) {
+        throw new CdpError('schema_registry_unavailable', `schema registry answered ${res.status} to ${method} ${path}: ${text.slice(0, 200)}`, { retryAfter: 5 })
+      }
+      return text === '' ? {} : JSON.parse(text) as unknown
+    }
+    const s = encodeURIComponent(subject)
+    try {
+      await call('PUT', `/config/${s}`, { compatibility: 'BACKWARD' })
+    } catch (err) {
+      // Apicurio answers 409 when another instance created the rule a moment earlier: fine if
+      // the rule it created is ours
+      if (!(err instanceof CdpError && err.code === 'contract_incompatible')) throw err
+      const current = await call('GET', `/config/${s}`, undefined) as { compatibilityLevel?: string }
+      if (current.compatibilityLevel !== 'BACKWARD') throw err
+    }
+    const out = await call('POST', `/subjects/${s}/versions`, { schemaType: 'AVRO', schema: valueSchemaText() }) as { id?: unknown }
+    if (typeof out.id !== 'number') throw new CdpError('schema_registry_unavailable', `schema registry gave no id for ${subject}`, { retryAfter: 5 })
+    return out.id
   }
 
   get schemaId(): number {
