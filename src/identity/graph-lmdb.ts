@@ -9,7 +9,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { CdpError } from '../errors.js'
-import { lmdbKey, openEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
+import { closeEnv, lmdbKey, openEnv, pingEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
 import {
   canonicalIn, identityKey, resolveOrReplay,
   type GraphOptions, type GraphTxn, type IdentityGraph, type IdentityRecord, type ProfileRecord, type ResolveResult,
@@ -105,20 +105,13 @@ class LmdbIdentityGraph implements IdentityGraph {
   }
 
   ping(): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false)
-    try {
-      this.env.get('\u0000ping')
-      return Promise.resolve(true)
-    } catch {
-      return Promise.resolve(false)
-    }
+    return pingEnv(this.env, this.#closed)
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#writes.close()
-    await this.env.close()
+    await closeEnv(this.env, this.#writes)
   }
 }
 

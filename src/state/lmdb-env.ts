@@ -104,3 +104,20 @@ export function readOp<T>(what: string, closed: () => boolean, fn: () => T): Pro
     return Promise.reject(storeError('lmdb', what, err))
   }
 }
+
+/** a cheap read that fails when the environment is closed or broken; never throws */
+export function pingEnv(env: RootDatabase, closed: boolean): Promise<boolean> {
+  if (closed) return Promise.resolve(false)
+  try {
+    env.get('\u0000ping')
+    return Promise.resolve(true)
+  } catch {
+    return Promise.resolve(false)
+  }
+}
+
+/** let queued writes finish, then close the environment */
+export async function closeEnv(env: RootDatabase, writes: WriteQueue): Promise<void> {
+  await writes.close()
+  await env.close()
+}

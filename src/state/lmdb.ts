@@ -7,7 +7,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
-import { lmdbKey, openEnv, readOp, WriteQueue } from './lmdb-env.js'
+import { closeEnv, lmdbKey, openEnv, pingEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
   ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
@@ -110,20 +110,13 @@ class LmdbStateStores implements StateStores {
   }
 
   ping(): Promise<boolean> {
-    if (this.#closed) return Promise.resolve(false)
-    try {
-      this.env.get('\u0000ping')
-      return Promise.resolve(true)
-    } catch {
-      return Promise.resolve(false)
-    }
+    return pingEnv(this.env, this.#closed)
   }
 
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#writes.close()
-    await this.env.close()
+    await closeEnv(this.env, this.#writes)
   }
 }
 

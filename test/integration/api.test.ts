@@ -7,15 +7,9 @@ import { startApi, readTopic } from '../helpers/api.js'
 import { IDENTITY_REQUIRED_MESSAGE } from '../../src/ingest/envelope.js'
 import { revokeKey } from '../../src/auth/keys.js'
 import { parseKey } from '../../src/auth/keys.js'
+import { SEED_EVENT } from '../helpers/seed.js'
 
-const seed = {
-  source: 'brand.pos',
-  externalEventId: 'txn_987654321',
-  eventType: 'purchase_completed',
-  occurredAt: '2026-05-20T12:45:00Z',
-  identity: { externalUserId: 'L-123456789', email: 'customer@example.com' },
-  properties: { order_id: 'order_42', amount: 120.50, currency: 'USD', store_id: 'store_42' },
-}
+const seed = SEED_EVENT
 
 const bearer = (key: string) => ({ authorization: `Bearer ${key}` })
 

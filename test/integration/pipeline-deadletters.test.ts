@@ -6,34 +6,16 @@
  * neighbours must land in `events`; the partition must move on (offsets committed to the end).
  */
 import t from 'tap'
-import type { Config } from '../../src/config/index.js'
-import { createLogger } from '../../src/observability/logger.js'
-import { createKafka } from '../../src/kafka/client.js'
 import { buildRecord, type DirectEvent } from '../../src/producer/index.js'
 import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
-import { uniq, type TestContext } from '../helpers/config.js'
+import { tapTopics } from '../helpers/topic.js'
 import { waitFor } from '../helpers/process.js'
+import { createLogger } from '../../src/observability/logger.js'
+import { createKafka } from '../../src/kafka/client.js'
 
 interface Rec { topic: string; partition: number; offset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> }
 
-/** One consumer reading the given topics from the beginning for the whole test. */
-async function tapTopics(t: TestContext, cfg: Readonly<Config>, topics: string[]) {
-  const kafka = createKafka(cfg, createLogger({ logLevel: 'silent' }), '-test-tap')
-  const consumer = kafka.consumer({ groupId: uniq('tap') })
-  const seen: Rec[] = []
-  await consumer.connect()
-  t.teardown(() => consumer.disconnect())
-  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true })
-  await consumer.run({
-    eachMessage: async ({ topic, partition, message }) => {
-      const headers: Record<string, string> = {}
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v)
-      seen.push({ topic, partition, offset: message.offset, key: message.key ?? null, value: message.value ?? null, headers })
-    },
-  })
-  return { until: <T>(what: string, pick: (all: Rec[]) => T | undefined) => waitFor(what, async () => pick(seen), 30_000, 100) }
-}
 
 const purchase = (externalEventId: string, over: Partial<DirectEvent> = {}): DirectEvent => ({
   tenant: 'acme', source: 'svc.dl', externalEventId, eventType: 'purchase_completed',

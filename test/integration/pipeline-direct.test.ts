@@ -18,31 +18,12 @@ import { replayCommand } from '../../src/pipeline/service.js'
 import { createDirectProducer, type DirectEvent } from '../../src/producer/index.js'
 import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
-import { tempDir, uniq, type TestContext } from '../helpers/config.js'
+import { tempDir, type TestContext } from '../helpers/config.js'
 import { waitFor } from '../helpers/process.js'
+import { tapTopics } from '../helpers/topic.js'
 
 interface Rec { topic: string; partition: number; offset: string; key: string; value: Buffer; headers: Record<string, string> }
 
-/** One consumer reading the given topics from the beginning for the whole test. */
-async function tapTopics(t: TestContext, cfg: Readonly<Config>, topics: string[]) {
-  const kafka = createKafka(cfg, createLogger({ logLevel: 'silent' }), '-test-tap')
-  const consumer = kafka.consumer({ groupId: uniq('tap') })
-  const seen: Rec[] = []
-  await consumer.connect()
-  t.teardown(() => consumer.disconnect())
-  for (const topic of topics) await consumer.subscribe({ topic, fromBeginning: true })
-  await consumer.run({
-    eachMessage: async ({ topic, partition, message }) => {
-      const headers: Record<string, string> = {}
-      for (const [k, v] of Object.entries(message.headers ?? {})) headers[k] = String(Array.isArray(v) ? v[0] : v)
-      seen.push({ topic, partition, offset: message.offset, key: message.key?.toString('utf8') ?? '', value: message.value ?? Buffer.alloc(0), headers })
-    },
-  })
-  return {
-    /** polls until `pick(records)` is defined */
-    until: <T>(what: string, pick: (all: Rec[]) => T | undefined) => waitFor(what, async () => pick(seen), 30_000, 100),
-  }
-}
 
 /** until the consumer group has committed past every given record */
 async function consumedPast(t: TestContext, cfg: Readonly<Config>, recs: { partition: number; offset: string }[]) {
@@ -82,7 +63,7 @@ void t.test('direct producer: facts, repeats, conflicts, and what compaction + r
   }
   const dp = await createDirectProducer({ brokers: [...cfg.kafka.brokers], topic: cfg.kafka.topic, registryUrl: cfg.schemaRegistry.url })
   t.teardown(() => dp.close())
-  const tap = await tapTopics(t, cfg, [cfg.kafka.topic, cfg.kafka.deadLetterTopic])
+  const tap = await tapTopics<Rec>(t, cfg, [cfg.kafka.topic, cfg.kafka.deadLetterTopic], (r) => ({ ...r, key: r.key?.toString('utf8') ?? '', value: r.value ?? Buffer.alloc(0) }))
   const p = await startPipeline(t, cfg)
   const apiKey = await api.key('acme')
   const auth = { authorization: `Bearer ${apiKey}` }

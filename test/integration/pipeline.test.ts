@@ -4,15 +4,10 @@
 import t from 'tap'
 import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
+import { SEED_EVENT } from '../helpers/seed.js'
 
-const seed = {
-  source: 'brand.pos',
-  externalEventId: 'txn_987654321',
-  eventType: 'purchase_completed',
-  occurredAt: '2026-05-20T12:45:00Z',
-  identity: { externalUserId: 'L-123456789', email: 'Customer@Example.com ' },
-  properties: { order_id: 'order_42', amount: 120.50, currency: 'USD', store_id: 'store_42' },
-}
+// the seed example with an email as a sender might really write it
+const seed = { ...SEED_EVENT, identity: { ...SEED_EVENT.identity, email: 'Customer@Example.com ' } }
 
 void t.test('seed single and batch examples: one row per fact in ClickHouse, identities normalized, one profile', async (t) => {
   const api = await startApi(t)

@@ -1,18 +1,12 @@
 import t from 'tap'
 import { createEnvelopeValidator, IDENTITY_REQUIRED_MESSAGE, parseOccurredAt } from '../../../src/ingest/envelope.js'
 import { loadConfig } from '../../../src/config/index.js'
+import { SEED_EVENT } from '../../helpers/seed.js'
 
 const config = loadConfig({ env: {} })
 const validate = createEnvelopeValidator(config)
 const now = Date.parse('2026-05-20T13:00:00Z')
-const seed = {
-  source: 'brand.pos',
-  externalEventId: 'txn_987654321',
-  eventType: 'purchase_completed',
-  occurredAt: '2026-05-20T12:45:00Z',
-  identity: { externalUserId: 'L-123456789', email: 'customer@example.com' },
-  properties: { order_id: 'order_42', amount: 120.5, currency: 'USD', store_id: 'store_42' },
-}
+const seed = SEED_EVENT
 
 void t.test('the seed example passes', async (t) => {
   const r = validate(seed, now)
