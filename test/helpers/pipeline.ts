@@ -7,11 +7,14 @@ import { createLogger } from '../../src/observability/logger.js'
 import { Resources } from '../../src/runtime.js'
 import { consumerHooks } from '../../src/pipeline/service.js'
 import type { TestContext } from './config.js'
+import type { QueryRunner } from '../../src/http/routes/query.js'
 import { waitFor } from './process.js'
 
 export interface TestPipeline {
   /** JSONEachRow rows of a read-only query */
   rows<T = Record<string, unknown>>(sql: string): Promise<T[]>
+  /** the query runner `cdp query` uses: text in the given format */
+  rowsText: QueryRunner
   /** polls until `check(rows)` is true; returns the rows */
   until<T = Record<string, unknown>>(sql: string, check: (rows: T[]) => boolean, timeoutMs?: number): Promise<T[]>
   stop(): Promise<void>
@@ -31,5 +34,5 @@ export async function startPipeline(t: TestContext, config: Readonly<Config>): P
   }
   const until = async <T>(sql: string, check: (r: T[]) => boolean, timeoutMs = 30_000): Promise<T[]> =>
     waitFor(`ClickHouse: ${sql}`, async () => { const r = await rows<T>(sql); return check(r) ? r : undefined }, timeoutMs, 250)
-  return { rows, until, stop }
+  return { rows, until, stop, rowsText: query }
 }
