@@ -11,9 +11,10 @@
  * Expected outcomes are values (ok | dead letter | skip); only infrastructure trouble throws, as a
  * retriable CdpError, and the runner retries the same records without committing.
  *
- * Exactly once: every fact maps to one partition, so one consumer owns it at a time. Before the
- * events insert the processor asks ClickHouse which of the batch's tuples it already holds (the
- * table's primary key) and inserts only the others; the insert also carries a dedup token from
+ * Exactly once: every fact maps to one partition, so one consumer owns it at a time. For records
+ * the dedup store has seen before at the same position (a re-delivery after a crash) and in a
+ * replay, the processor asks ClickHouse which of those tuples it already holds (the table's
+ * primary key) and inserts only the others; the insert also carries a dedup token from
  * the batch's offset range. A crash between insert and commit therefore re-inserts nothing, and so
  * does a replay. ReplacingMergeTree on the tuple stays as the last line of defence.
  */
@@ -128,17 +129,23 @@ export class BatchProcessor {
       ref: { eventId: x.event.eventId, fingerprint: x.fingerprint, partition: x.record.partition, offset: x.record.offset },
     })))
     const firsts: Decoded[] = []
+    /** tuples whose rows may already be in ClickHouse: re-deliveries, and everything in a replay */
+    const maybeWritten = new Set<string>()
     const reassert: { original: FactRef; key: string }[] = []
     let repeats = 0
     outcomes.forEach((o, i) => {
       const x = decoded[i]!
-      if (o.outcome === 'first') firsts.push(x)
-      else if (o.outcome === 'repeat') {
+      if (o.outcome === 'first') {
+        firsts.push(x)
+        if (o.redelivered || d.mode === 'replay') maybeWritten.add(x.key)
+      } else if (o.outcome === 'repeat') {
         // replay rebuilds from what the compacted topic still holds, where compaction may have
         // kept only a later copy of the fact: that copy stands for it, under the original event id
         // (ClickHouse's existence check keeps the fact single)
-        if (d.mode === 'replay') firsts.push({ ...x, event: { ...x.event, eventId: o.original.eventId } })
-        else repeats++
+        if (d.mode === 'replay') {
+          firsts.push({ ...x, event: { ...x.event, eventId: o.original.eventId } })
+          maybeWritten.add(x.key)
+        } else repeats++
       } else {
         letters.push({
           record: x.record, tenant: x.event.tenant, reason: 'tuple_conflict',
@@ -164,9 +171,12 @@ export class BatchProcessor {
       })
     }
 
-    // facts ClickHouse already has (a crash between insert and commit, or a replay) are not written twice
+    // facts ClickHouse already has (a crash between insert and commit, or a replay) are not written
+    // twice. Only a re-delivered record can have been written before: a tuple the dedup store
+    // has just seen for the first time cannot be in ClickHouse yet, so it skips the query.
     lap('dedup')
-    const existing = firsts.length === 0 ? new Set<string>() : await d.existingFacts(firsts.map((x) => x.event))
+    const check = firsts.filter((x) => maybeWritten.has(x.key))
+    const existing = check.length === 0 ? new Set<string>() : await d.existingFacts(check.map((x) => x.event))
     lap('existing')
     // once per tuple: in a replay the first fact and later copies of it (a repeat, a re-assertion)
     // can share a batch; the lowest offset comes first and is the one the table would keep

@@ -77,7 +77,7 @@ for i = 1, #KEYS do
     redis.call('HSET', k, 'e', eid, 'f', fp, 'p', part, 'o', off)
     code = 'first'
   elseif cur[3] == part and cur[4] == off then
-    code = 'first'
+    code = 'redelivered'
   elseif cur[2] == fp then
     code = 'repeat'
   else
@@ -150,7 +150,7 @@ class RedisDedupStore implements DedupStore {
       const reply = strings(await DEDUP.run(this.client, keys, args), 'dedup')
       for (let i = 0; i < chunk.length; i++) {
         const [code, eventId = '', fingerprint = '', partition = '', offset = ''] = reply.slice(5 * i, 5 * i + 5)
-        if (code === 'first') out.push({ outcome: 'first' })
+        if (code === 'first' || code === 'redelivered') out.push({ outcome: 'first', redelivered: code === 'redelivered' })
         else if (code === 'repeat' || code === 'conflict') {
           out.push({ outcome: code, original: { eventId, fingerprint, partition: Number(partition), offset } })
         } else throw new CdpError('internal_error', `redis dedup: unexpected outcome ${String(code)}`)

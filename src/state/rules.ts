@@ -60,9 +60,9 @@ export function shouldRelease(cur: ClaimRecord | undefined, eventId: string): bo
 
 /** Decide one consumed record against the first fact stored for its tuple. */
 export function decideDedup(cur: FactRef | undefined, ref: FactRef): { outcome: DedupOutcome; write?: FactRef } {
-  if (cur === undefined) return { outcome: { outcome: 'first' }, write: ref }
+  if (cur === undefined) return { outcome: { outcome: 'first', redelivered: false }, write: ref }
   // the very record that was first, delivered again after a crash before the offset commit
-  if (cur.partition === ref.partition && cur.offset === ref.offset) return { outcome: { outcome: 'first' } }
+  if (cur.partition === ref.partition && cur.offset === ref.offset) return { outcome: { outcome: 'first', redelivered: true } }
   if (cur.fingerprint === ref.fingerprint) return { outcome: { outcome: 'repeat', original: cur } }
   return { outcome: { outcome: 'conflict', original: cur } }
 }

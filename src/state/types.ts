@@ -47,8 +47,9 @@ export interface FactRef {
 }
 
 export type DedupOutcome =
-  /** first fact for the tuple, or the very record that was first (re-delivery after a crash) */
-  | { outcome: 'first' }
+  /** first fact for the tuple (`redelivered` false), or the very record that was first, delivered
+   *  again after a crash (`redelivered` true: its rows may already be in ClickHouse) */
+  | { outcome: 'first'; redelivered: boolean }
   /** same fact seen before at another position: skip */
   | { outcome: 'repeat'; original: FactRef }
   /** same tuple, different payload: dead-letter, keep the original */

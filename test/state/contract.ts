@@ -161,11 +161,11 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
   void t.test('dedup: first fact wins; repeat, conflict and re-delivery', async (t) => {
     const { stores } = await open(t)
     const first = ref('evt_1', 'fp-1', 2, '100')
-    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first' }])
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first', redelivered: false }])
     t.same(await stores.dedup.get(key('a')), first)
-    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first' }],
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: first }]), [{ outcome: 'first', redelivered: true }],
       'the very same record again (crash before the insert) is still first')
-    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_9', 'fp-1', 2, '100') }]), [{ outcome: 'first' }],
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_9', 'fp-1', 2, '100') }]), [{ outcome: 'first', redelivered: true }],
       're-delivery is recognised by its position')
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_2', 'fp-1', 0, '7') }]), [{ outcome: 'repeat', original: first }])
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_3', 'fp-1', 2, '101') }]), [{ outcome: 'repeat', original: first }],
@@ -187,11 +187,11 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
       { key: key('a'), ref: a },
     ])
     t.same(out, [
-      { outcome: 'first' },
+      { outcome: 'first', redelivered: false },
       { outcome: 'repeat', original: a },
-      { outcome: 'first' },
+      { outcome: 'first', redelivered: false },
       { outcome: 'conflict', original: a },
-      { outcome: 'first' },
+      { outcome: 'first', redelivered: true },
     ])
   })
 
