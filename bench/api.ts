@@ -30,7 +30,7 @@ const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '10' }, connections: { type: 'string', default: '64' },
   batch: { type: 'string', default: '500' }, 'batch-connections': { type: 'string', default: '4' },
   serve: { type: 'string' },
-  only: { type: 'string' },
+  'lmdb-sync': { type: 'string', default: 'true' },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)
@@ -43,7 +43,7 @@ const config = loadConfig({ overrides: {
   dataDir: dir, logLevel: 'silent',
   http: { port: 0, rateLimitMax: 1_000_000_000, batchBodyLimitBytes: 64 * 1024 * 1024, maxBatchItems: Math.max(batchSize, 500) },
   kafka: { topic: `cdp.bench.${run}`, deadLetterTopic: `cdp.bench.${run}.dlq` },
-  state: { lmdbPath: join(dir, 'state') },
+  state: { lmdbPath: join(dir, 'state'), lmdbSync: values['lmdb-sync'] !== 'false' },
   keys: { prefix: `bench_${run}` },
 } })
 
@@ -85,7 +85,7 @@ async function serveApi() {
 async function main() {
   // BENCH_CPU_PROF=dir writes a CPU profile of the API process (where the time goes)
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', run], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true'], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout })
   const next = () => new Promise<Record<string, unknown>>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>)))
   const { port, key } = await next() as { port: number; key: string }
@@ -139,7 +139,7 @@ async function main() {
 
   const rows = [summarize('single event', single, 1), summarize(`batch of ${batchSize}`, batch, batchSize)]
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
-  console.log(`\nmachine: ${machine}; broker on the same machine; ${seconds} s per phase`)
+  console.log(`\nmachine: ${machine}; broker on the same machine; ${seconds} s per phase; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}`)
   console.log('| workload | connections | requests/s | events/s | p50 ms | p99 ms | non-2xx | events/s ÷ ceiling |')
   console.log('|---|---|---|---|---|---|---|---|')
   for (const [i, r] of rows.entries()) {

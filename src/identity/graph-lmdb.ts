@@ -20,6 +20,8 @@ export interface LmdbGraphOptions extends GraphOptions {
   path: string
   /** how long a kept result outlives a consumer that never calls forget(); default 1 hour */
   replayTtlMs?: number
+  /** fsync every commit (default); see openEnv in src/state/lmdb-env.ts */
+  sync?: boolean
 }
 
 /** kept results dropped per resolveMany at most: bounds the extra work of one transaction */
@@ -116,5 +118,5 @@ class LmdbIdentityGraph implements IdentityGraph {
 }
 
 export function openLmdbIdentityGraph(opts: LmdbGraphOptions): IdentityGraph {
-  return new LmdbIdentityGraph(openEnv(opts.path), { maxProfilesPerDevice: opts.maxProfilesPerDevice }, opts.replayTtlMs ?? 3600_000)
+  return new LmdbIdentityGraph(openEnv(opts.path, opts.sync ?? true), { maxProfilesPerDevice: opts.maxProfilesPerDevice }, opts.replayTtlMs ?? 3600_000)
 }

@@ -24,7 +24,7 @@ export async function createIdentityGraph(config: Readonly<Config>, extras: Iden
   const { maxProfilesPerDevice } = config.identity
   switch (config.state.backend) {
     case 'lmdb':
-      return openLmdbIdentityGraph({ path: join(config.state.lmdbPath, 'identity'), maxProfilesPerDevice, ...extras })
+      return openLmdbIdentityGraph({ path: join(config.state.lmdbPath, 'identity'), maxProfilesPerDevice, sync: config.state.lmdbSync, ...extras })
     case 'redis':
       return createRedisIdentityGraph({ url: config.state.redisUrl, prefix: config.keys.prefix, maxProfilesPerDevice, ...extras })
   }

@@ -14,7 +14,7 @@ export { createMemoryStateStores } from './memory.js'
 export async function createStateStores(config: Readonly<Config>): Promise<StateStores> {
   switch (config.state.backend) {
     case 'lmdb':
-      return openLmdbStateStores({ path: config.state.lmdbPath })
+      return openLmdbStateStores({ path: config.state.lmdbPath, sync: config.state.lmdbSync })
     case 'redis':
       return createRedisStateStores({ url: config.state.redisUrl, prefix: config.keys.prefix })
   }

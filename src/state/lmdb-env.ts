@@ -24,10 +24,14 @@ export function lmdbKey(key: string): string {
   return `\u0000sha256:${createHash('sha256').update(key).digest('hex')}`
 }
 
-export function openEnv(path: string): RootDatabase {
+/**
+ * `sync` false skips the fsync of each commit (lmdb's noSync): a process crash still loses
+ * nothing (the OS holds the pages), an OS crash or power loss can lose the last commits.
+ */
+export function openEnv(path: string, sync = true): RootDatabase {
   try {
     mkdirSync(path, { recursive: true })
-    return open({ path, maxDbs: 16 })
+    return open({ path, maxDbs: 16, noSync: !sync })
   } catch (err) {
     throw storeError('lmdb', `open ${path}`, err)
   }

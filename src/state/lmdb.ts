@@ -15,6 +15,8 @@ import type {
 export interface LmdbStateOptions {
   /** directory of the LMDB environment (created when missing) */
   path: string
+  /** fsync every commit (default); see openEnv */
+  sync?: boolean
 }
 
 class LmdbClaimStore implements ClaimStore {
@@ -121,5 +123,5 @@ class LmdbStateStores implements StateStores {
 }
 
 export function openLmdbStateStores(opts: LmdbStateOptions): StateStores {
-  return new LmdbStateStores(openEnv(opts.path))
+  return new LmdbStateStores(openEnv(opts.path, opts.sync ?? true))
 }
