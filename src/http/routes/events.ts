@@ -43,8 +43,6 @@ export interface EventRoutesOptions {
   limiter: RateLimiter
 }
 
-const STATUS_OF_ITEM_ERROR = { validation_failed: 422, idempotency_conflict: 409, forbidden: 403 } as const
-
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, opts) => {
   const { config, ingest } = opts
   const event = envelopeSchema(config.validation)
@@ -111,5 +109,3 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     return { results }
   })
 }
-
-export { STATUS_OF_ITEM_ERROR }
