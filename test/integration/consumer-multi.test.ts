@@ -206,12 +206,12 @@ void t.test('two consumers share Redis and one ClickHouse; one is SIGKILLed mid-
 void t.test('a consumer backing off while ClickHouse fails lets the group rebalance, then nothing is written twice', async (t) => {
   const EVENTS = 1000
   const r = await rig(t)
-  // ClickHouse fails every query of consumer "a" (the existence check that starts each batch),
+  // ClickHouse fails every insert of consumer "a" into identities (the first write of each batch),
   // with an error the consumer treats as "unavailable": it backs off and retries, not committing
   let failing = true
   let failures = 0
   r.hook.fn = async (s) => {
-    if (!failing || s.user !== 'a' || s.kind !== 'SELECT' || !s.sql.includes('.events')) return
+    if (!failing || s.user !== 'a' || s.kind !== 'INSERT' || !s.sql.includes('.identities FORMAT')) return
     failures++
     throw new Error('Code: 202. DB::Exception: Too many simultaneous queries (a test outage). (TOO_MANY_SIMULTANEOUS_QUERIES)')
   }
