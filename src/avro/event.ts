@@ -96,3 +96,44 @@ export function newEventId(now = Date.now()): string {
   for (let i = 0; i < 16; i++) out += ALPHABET[rnd[i]! % 32]
   return out
 }
+
+export interface FactInput {
+  tenant: string
+  source: string
+  externalEventId: string
+  eventType: string
+  /** epoch ms as sent; null when the sender omitted occurredAt (receipt time is used) */
+  occurredAt: number | null
+  identity: RawIdentity
+  /** the properties object as sent */
+  properties: unknown
+  contractVersion: number | null
+}
+
+/**
+ * The record for a fact and its fingerprint. The API and the direct-producer kit both build
+ * records here, so a fact sent either way fingerprints the same and dedups against the other.
+ */
+export function buildFact(input: FactInput, eventId: string, now: number): { event: CdpEvent; fingerprint: string } {
+  const identity = {
+    externalUserId: input.identity.externalUserId ?? null,
+    email: input.identity.email ?? null,
+    phone: input.identity.phone ?? null,
+    deviceKey: input.identity.deviceKey ?? null,
+  }
+  const properties = input.properties ?? {}
+  const event: CdpEvent = {
+    eventId,
+    tenant: input.tenant,
+    source: input.source,
+    externalEventId: input.externalEventId,
+    eventType: input.eventType,
+    occurredAt: input.occurredAt ?? now,
+    occurredAtDefaulted: input.occurredAt === null,
+    receivedAt: now,
+    identity,
+    properties: JSON.stringify(properties),
+    contractVersion: input.contractVersion,
+  }
+  return { event, fingerprint: fingerprint({ eventType: input.eventType, occurredAt: input.occurredAt, identity, properties }) }
+}

@@ -13,7 +13,7 @@
  */
 import type { Config } from '../config/index.js'
 import { CdpError, type ErrorDetail } from '../errors.js'
-import { fingerprint, newEventId, type CdpEvent } from '../avro/event.js'
+import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
 import { encodeKey, keyString } from '../avro/key.js'
 import type { ClaimOutcome, ClaimStore } from '../state/types.js'
 import type { OutboundMessage, Ticket } from '../kafka/producer.js'
@@ -115,30 +115,11 @@ export class IngestService {
     if (caller.sources.length > 0 && !caller.sources.includes(e.source)) {
       return { status: 'error', error_code: 'forbidden', message: `this API key may not send events as source ${JSON.stringify(e.source)}` }
     }
-    const identity = {
-      externalUserId: e.identity.externalUserId ?? null,
-      email: e.identity.email ?? null,
-      phone: e.identity.phone ?? null,
-      deviceKey: e.identity.deviceKey ?? null,
-    }
-    const properties = e.properties ?? {}
-    const tuple = { tenant: caller.tenant, source: e.source, externalEventId: e.externalEventId }
-    const event: CdpEvent = {
-      eventId: '', // decided by the claim
-      ...tuple,
-      eventType: e.eventType,
-      occurredAt: env.occurredAt ?? now,
-      occurredAtDefaulted: env.occurredAt === null,
-      receivedAt: now,
-      identity,
-      properties: JSON.stringify(properties),
-      contractVersion,
-    }
-    return {
-      key: keyString(tuple),
-      event,
-      fingerprint: fingerprint({ eventType: e.eventType, occurredAt: env.occurredAt, identity, properties }),
-    }
+    const { event, fingerprint } = buildFact({
+      tenant: caller.tenant, source: e.source, externalEventId: e.externalEventId, eventType: e.eventType,
+      occurredAt: env.occurredAt, identity: e.identity, properties: e.properties ?? {}, contractVersion,
+    }, '' /* decided by the claim */, now)
+    return { key: keyString(event), event, fingerprint }
   }
 
   private async claimAndProduce(items: Prepared[], results: (ItemResult | undefined)[]): Promise<void> {

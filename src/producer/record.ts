@@ -6,7 +6,7 @@
  */
 import type avro from 'avsc'
 import { CdpError, type ErrorDetail } from '../errors.js'
-import { fingerprint, newEventId, type CdpEvent } from '../avro/event.js'
+import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
 import { encodeKey, keyString } from '../avro/key.js'
 
 /** A business fact as an internal service states it. */
@@ -120,37 +120,20 @@ export function buildEvent(input: DirectEvent, opts: BuildOptions = {}): { event
   }
   const now = opts.now ?? Date.now()
   const occurredAt = input.occurredAt === undefined ? null : toEpochMs(input.occurredAt)
-  const identity = {
-    externalUserId: input.identity.externalUserId ?? null,
-    email: input.identity.email ?? null,
-    phone: input.identity.phone ?? null,
-    deviceKey: input.identity.deviceKey ?? null,
-  }
   const properties = input.properties ?? {}
-  let json: string
+  let parsed: unknown
   try {
-    json = JSON.stringify(properties)
+    // what the consumer will see: the JSON round trip (drops undefined, turns Dates into strings)
+    parsed = JSON.parse(JSON.stringify(properties)) as unknown
   } catch (err) {
     throw new CdpError('validation_failed', `properties cannot be serialized to JSON: ${(err as Error).message}`, {
       cause: err, details: [{ pointer: '/properties', code: 'type', message: 'properties must be JSON-serializable' }],
     })
   }
-  const event: CdpEvent = {
-    eventId: opts.eventId ?? newEventId(now),
-    tenant: input.tenant,
-    source: input.source,
-    externalEventId: input.externalEventId,
-    eventType: input.eventType,
-    occurredAt: occurredAt ?? now,
-    occurredAtDefaulted: occurredAt === null,
-    receivedAt: now,
-    identity,
-    properties: json,
-    contractVersion: input.contractVersion ?? null,
-  }
-  // the fingerprint of what the sender said (the parsed JSON, as the consumer will see it)
-  const fp = fingerprint({ eventType: event.eventType, occurredAt, identity, properties: JSON.parse(json) as unknown })
-  return { event, fingerprint: fp }
+  return buildFact({
+    tenant: input.tenant, source: input.source, externalEventId: input.externalEventId, eventType: input.eventType,
+    occurredAt, identity: input.identity, properties: parsed, contractVersion: input.contractVersion ?? null,
+  }, opts.eventId ?? newEventId(now), now)
 }
 
 /** Key and value bytes of one fact, ready for the events topic. */
