@@ -11,6 +11,8 @@
  */
 import autocannon from 'autocannon'
 import { parseArgs } from 'node:util'
+import cluster from 'node:cluster'
+import { createServer } from 'node:net'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -20,7 +22,8 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config/index.js'
 import { createLogger } from '../src/observability/logger.js'
-import { buildApiRuntime, Resources } from '../src/runtime.js'
+import { buildApiRuntime, Resources, type ApiRuntime } from '../src/runtime.js'
+import { createStateStores } from '../src/state/index.js'
 import { buildApp } from '../src/http/app.js'
 import { createKey } from '../src/auth/keys.js'
 import { encodeKey } from '../src/avro/key.js'
@@ -31,6 +34,7 @@ const { values } = parseArgs({ options: {
   batch: { type: 'string', default: '500' }, 'batch-connections': { type: 'string', default: '4' },
   serve: { type: 'string' },
   'lmdb-sync': { type: 'string', default: 'true' },
+  workers: { type: 'string', default: '1' },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)
@@ -38,7 +42,8 @@ const batchSize = Number(values.batch)
 const batchConnections = Number(values['batch-connections'])
 
 const run = values.serve ?? randomBytes(4).toString('hex')
-const dir = mkdtempSync(join(tmpdir(), 'cdp-bench-'))
+// cluster workers share the primary's directory (one LMDB environment for all API processes)
+const dir = process.env.BENCH_DIR ?? mkdtempSync(join(tmpdir(), 'cdp-bench-'))
 const config = loadConfig({ overrides: {
   dataDir: dir, logLevel: 'silent',
   http: { port: 0, rateLimitMax: 1_000_000_000, batchBodyLimitBytes: 64 * 1024 * 1024, maxBatchItems: Math.max(batchSize, 500) },
@@ -65,27 +70,74 @@ function summarize(name: string, r: autocannon.Result, eventsPerRequest: number)
   }
 }
 
-/** child: the API on its own, printing {port, key} when ready */
-async function serveApi() {
+/** one API instance listening on `port` (0: any); resolves with its runtime */
+async function startInstance(port: number) {
   const log = createLogger({ logLevel: 'silent' })
   const res = new Resources()
   const rt = await buildApiRuntime(config, log, res)
   const app = await buildApp(config, { ingest: rt.ingest, keys: rt.keys, readiness: rt.readiness, logger: log })
-  await app.listen({ host: '127.0.0.1', port: 0 })
+  await app.listen({ host: '127.0.0.1', port })
   const addr = app.server.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : 0
-  const { key } = await createKey(rt.stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
+  return { rt, res, port: typeof addr === 'object' && addr !== null ? addr.port : 0 }
+}
+
+/**
+ * child: the API on its own, printing {port, key} when ready; with --workers N, N processes on
+ * one port (node:cluster, as `cdp serve --role api --workers N`) sharing the LMDB state
+ */
+async function serveApi() {
+  const workers = Number(values.workers)
+  if (workers > 1 && cluster.isWorker) {
+    const inst = await startInstance(Number(process.env.BENCH_PORT))
+    process.on('message', (m) => { if (m === 'batches') process.send?.({ batches: inst.rt.producer.batches }) })
+    process.send?.('ready')
+    return
+  }
+  let port: number
+  let batches: () => Promise<number>
+  let close: () => Promise<void>
+  let stores: ApiRuntime['stores']
+  if (workers > 1) {
+    port = await freePort()
+    const forked = Array.from({ length: workers }, () => cluster.fork({ BENCH_PORT: String(port), BENCH_DIR: dir }))
+    await Promise.all(forked.map((w) => new Promise((r) => w.once('message', r))))
+    stores = await createStateStores(config)
+    batches = async () => (await Promise.all(forked.map((w) => new Promise<number>((r) => {
+      w.once('message', (m: { batches: number }) => r(m.batches))
+      w.send('batches')
+    })))).reduce((a, b) => a + b, 0)
+    close = async () => {
+      await stores.close()
+      await Promise.all(forked.map((w) => new Promise((r) => { w.once('exit', r); w.kill('SIGKILL') })))
+    }
+  } else {
+    const inst = await startInstance(0)
+    port = inst.port
+    stores = inst.rt.stores
+    batches = async () => inst.rt.producer.batches
+    close = () => inst.res.close()
+  }
+  const { key } = await createKey(stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
   process.stdout.write(JSON.stringify({ port, key }) + '\n')
   // report producer batch counts on request, exit on stdin close
   const rl = createInterface({ input: process.stdin })
-  rl.on('line', () => process.stdout.write(JSON.stringify({ batches: rt.producer.batches }) + '\n'))
-  rl.on('close', () => { void res.close().then(() => { rmSync(dir, { recursive: true, force: true }); process.exit(0) }) })
+  rl.on('line', () => { void batches().then((b) => process.stdout.write(JSON.stringify({ batches: b }) + '\n')) })
+  rl.on('close', () => { void close().then(() => { rmSync(dir, { recursive: true, force: true }); process.exit(0) }) })
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const a = srv.address()
+      srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0))
+    })
+  })
 }
 
 async function main() {
   // BENCH_CPU_PROF=dir writes a CPU profile of the API process (where the time goes)
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
-  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true'], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [...prof, '--import', 'tsx', fileURLToPath(import.meta.url), '--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout })
   const next = () => new Promise<Record<string, unknown>>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>)))
   const { port, key } = await next() as { port: number; key: string }
@@ -139,7 +191,7 @@ async function main() {
 
   const rows = [summarize('single event', single, 1), summarize(`batch of ${batchSize}`, batch, batchSize)]
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
-  console.log(`\nmachine: ${machine}; broker on the same machine; ${seconds} s per phase; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}`)
+  console.log(`\nmachine: ${machine}; broker on the same machine; ${seconds} s per phase; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers}`)
   console.log('| workload | connections | requests/s | events/s | p50 ms | p99 ms | non-2xx | events/s ÷ ceiling |')
   console.log('|---|---|---|---|---|---|---|---|')
   for (const [i, r] of rows.entries()) {

@@ -1,6 +1,7 @@
 /**
  * The `cdp` command.
- *   cdp serve [--role all|api|consumer]         run the service (embedded defaults: all)
+ *   cdp serve [--role all|api|consumer] [--workers N]   run the service (embedded defaults: all);
+ *                                               --workers: N API processes on one port (role api)
  *   cdp stack up|down|status|logs [svc]         the local Kafka, registry and Redis (scripts/stack.sh)
  *   cdp keys create --tenant T --permission P... [--source S...] [--expires 30d|ISO] [--label L]
  *   cdp keys list | cdp keys revoke ID
@@ -19,6 +20,7 @@ import { contractsCommand } from '../contracts/cli.js'
 import { createStateStores } from '../state/index.js'
 import { createKey, revokeKey, PERMISSIONS, type Permission } from '../auth/keys.js'
 import { installSignalHandlers, serve, type Role } from '../server.js'
+import { isClusterPrimary, superviseWorkers } from '../cluster.js'
 import { consumerHooks, replayCommand } from '../pipeline/service.js'
 
 type Out = (line: string) => void
@@ -131,10 +133,14 @@ export async function main(argv: string[]): Promise<number> {
   const config = loadConfig()
   switch (cmd) {
     case 'serve': {
-      const { values } = parseArgs({ args, options: { role: { type: 'string', default: 'all' } } })
+      const { values } = parseArgs({ args, options: { role: { type: 'string', default: 'all' }, workers: { type: 'string', default: '1' } } })
       const role = values.role as Role
       if (!['all', 'api', 'consumer'].includes(role)) { out('--role must be all, api or consumer'); return 2 }
+      const workers = Number(values.workers)
+      if (!Number.isInteger(workers) || workers < 1 || workers > 64) { out('--workers must be a whole number from 1 to 64'); return 2 }
+      if (workers > 1 && role !== 'api') { out('--workers applies to --role api (the consumer scales by group members; embedded chDB has one owner)'); return 2 }
       const log = createLogger(config)
+      if (workers > 1 && isClusterPrimary()) return superviseWorkers(workers, log)
       const running = await serve(config, role, consumerHooks)
       installSignalHandlers(running.close, log)
       return new Promise<number>(() => undefined) // runs until a signal

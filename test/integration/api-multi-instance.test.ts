@@ -64,3 +64,33 @@ void t.test('two API instances share claims and keys through Redis', async (t) =
   const records = await readTopic(cfg, 3, { settleMs: 1500 })
   t.equal(records.length, 3, 'one record per fact on the topic')
 })
+
+void t.test('`serve --role api --workers 2`: two processes on one port, one answer per fact, clean stop', async (t) => {
+  const cfg = testConfig(t)
+  const port = await freePort()
+  const proc = runCdp(t, ['serve', '--role', 'api', '--workers', '2'], { dir: cfg.dataDir, config: {
+    dataDir: cfg.dataDir, logLevel: 'warn', http: { port },
+    kafka: { topic: cfg.kafka.topic, deadLetterTopic: cfg.kafka.deadLetterTopic, partitions: cfg.kafka.partitions, brokers: cfg.kafka.brokers },
+    schemaRegistry: { url: cfg.schemaRegistry.url },
+    state: { lmdbPath: cfg.state.lmdbPath },
+    keys: { prefix: cfg.keys.prefix },
+  } })
+  await waitFor('workers ready', async () => ((await fetch(`http://127.0.0.1:${port}/readyz`)).ok ? true : undefined), 60_000)
+    .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${proc.output()}`) })
+  // the key goes into the same LMDB environment the workers use (LMDB locks across processes)
+  const stores = await createStateStores(cfg)
+  const { key } = await createKey(stores.keys, { tenant: 'acme', permissions: ['events:write'] })
+  await stores.close()
+  const post = async () => {
+    const r = await fetch(`http://127.0.0.1:${port}/v1/cdp/events`, {
+      method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(event('w-1')),
+    })
+    return { status: r.status, body: await r.json() as Record<string, string> }
+  }
+  const answers = await Promise.all(Array.from({ length: 20 }, post))
+  t.equal(answers.filter((a) => a.status === 202).length, 1, 'one accepted across the workers')
+  t.equal(new Set(answers.map((a) => a.body.event_id ?? a.body.original_event_id)).size, 1, 'one event id')
+  proc.kill('SIGTERM')
+  t.equal(await proc.exited, 0, 'the primary exits 0 after its workers drained')
+  t.equal((await readTopic(cfg, 1, { settleMs: 1000 })).length, 1, 'one record on the topic')
+})
