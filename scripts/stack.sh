@@ -122,6 +122,22 @@ http_status() {  # url -> prints HTTP status code (000 when nothing answers)
   fi
 }
 
+# Wait until command $4 succeeds for service $1 (pid $2), at most $3 s. If the process dies or
+# time runs out: show its log, stop what we started, and fail naming the cause ($5).
+await_ready() {  # svc pid timeout_s check_cmd what
+  local svc=$1 pid=$2 limit=$3 check=$4 what=$5 deadline=$((SECONDS + $3))
+  until "$check"; do
+    is_alive "$pid" || { show_log_tail "$svc" 40; rm -f "$(pidfile "$svc")"; die "$svc: process $pid exited during startup (log: $(logfile "$svc"))"; }
+    if (( SECONDS >= deadline )); then
+      show_log_tail "$svc" 40
+      say "$svc: stopping pid $pid after the failed start" >&2
+      stop_pid "$svc" "$pid"; rm -f "$(pidfile "$svc")"
+      die "$svc: $what within $limit s"
+    fi
+    sleep 0.5
+  done
+}
+
 rss_mb() { awk '/^VmRSS/ {printf "%d MB", $2/1024}' "/proc/$1/status" 2>/dev/null || true; }
 
 show_log_tail() {  # svc [n]
@@ -355,19 +371,9 @@ kafka_admin_ok() {  # a real Admin round trip: describeCluster
         --bootstrap-server "127.0.0.1:$KAFKA_PORT" 2>/dev/null) || return 1
   [[ $out == *"Cluster ID:"* ]]
 }
-wait_kafka() {  # pid t0
-  local pid=$1 t0=$2 deadline=$((SECONDS + KAFKA_START_TIMEOUT))
-  while :; do
-    is_alive "$pid" || { show_log_tail kafka 40; rm -f "$(pidfile kafka)"; die "kafka: process $pid exited during startup (log: $(logfile kafka))"; }
-    if tcp_open "$KAFKA_PORT" && kafka_admin_ok; then break; fi
-    if (( SECONDS >= deadline )); then
-      show_log_tail kafka 40
-      say "kafka: stopping pid $pid after the failed start" >&2
-      stop_pid kafka "$pid"; rm -f "$(pidfile kafka)"
-      die "kafka: broker did not answer on 127.0.0.1:$KAFKA_PORT within ${KAFKA_START_TIMEOUT} s"
-    fi
-    sleep 0.5
-  done
+kafka_ready() { tcp_open "$KAFKA_PORT" && kafka_admin_ok; }
+wait_kafka() {  # pid
+  await_ready kafka "$1" "$KAFKA_START_TIMEOUT" kafka_ready "broker did not answer on 127.0.0.1:$KAFKA_PORT"
 }
 start_kafka() {
   local t0 pid; t0=$(now_us)
@@ -408,17 +414,8 @@ start_kafka() {
 REGISTRY_JAVA=
 registry_ready() { [[ $(http_status "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects") == 200 ]]; }
 wait_registry() {  # pid
-  local pid=$1 deadline=$((SECONDS + REGISTRY_START_TIMEOUT))
-  until registry_ready; do
-    is_alive "$pid" || { show_log_tail registry 40; rm -f "$(pidfile registry)"; die "registry: process $pid exited during startup (log: $(logfile registry))"; }
-    if (( SECONDS >= deadline )); then
-      show_log_tail registry 40
-      say "registry: stopping pid $pid after the failed start" >&2
-      stop_pid registry "$pid"; rm -f "$(pidfile registry)"
-      die "registry: http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects did not answer 200 within ${REGISTRY_START_TIMEOUT} s"
-    fi
-    sleep 0.5
-  done
+  await_ready registry "$1" "$REGISTRY_START_TIMEOUT" registry_ready \
+    "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects did not answer 200"
 }
 start_registry() {
   local t0 pid d=$STACK_DIR/apicurio; t0=$(now_us)
