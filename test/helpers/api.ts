@@ -69,3 +69,31 @@ export async function readTopic(cfg: Readonly<Config>, count: number, opts: { ti
   }
   return out
 }
+
+/**
+ * Sends purchases `<prefix>-<from>` … `<prefix>-<from+count-1>` through the batch route, 500 per
+ * request: a new email per event (identity rows in every batch) and, on every third event, a
+ * loyalty id shared among `sharedIds` people (merges). Every item must be accepted; returns
+ * externalEventId -> the event id the API answered.
+ */
+export async function sendPurchases(api: TestApi, key: string, opts: { prefix: string; from?: number; count: number; sharedIds: number; currency: string }): Promise<Map<string, string>> {
+  const from = opts.from ?? 0
+  const accepted = new Map<string, string>()
+  for (let at = from; at < from + opts.count; at += 500) {
+    const items = Array.from({ length: Math.min(500, from + opts.count - at) }, (_, k) => {
+      const i = at + k
+      return {
+        source: 'brand.pos', externalEventId: `${opts.prefix}-${i}`, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
+        identity: { email: `shopper${i}@example.com`, ...(i % 3 === 0 ? { externalUserId: `L-${i % opts.sharedIds}` } : {}) },
+        properties: { order_id: `order-${i}`, amount: (i % 97) + 0.5, currency: opts.currency },
+      }
+    })
+    const res = await api.app.inject({ method: 'POST', url: '/v1/cdp/events/batch', headers: { authorization: `Bearer ${key}` }, payload: { items } })
+    if (res.statusCode !== 200) throw new Error(`batch answered ${res.statusCode}: ${res.body}`)
+    for (const [k, r] of (res.json() as { results: { status: string; event_id?: string }[] }).results.entries()) {
+      if (r.status !== 'accepted' || r.event_id === undefined) throw new Error(`item ${at + k}: ${JSON.stringify(r)}`)
+      accepted.set(`${opts.prefix}-${at + k}`, r.event_id)
+    }
+  }
+  return accepted
+}

@@ -25,7 +25,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { createClickHouse } from '../../src/clickhouse/client.js'
 import { startClickHouseGateway, type ExecutedStatement } from '../../src/clickhouse/http-gateway.js'
-import { startApi, type TestApi } from '../helpers/api.js'
+import { sendPurchases, startApi, type TestApi } from '../helpers/api.js'
 import { runCdp, waitFor, type CdpProcess } from '../helpers/process.js'
 import { tempDir, type TestContext } from '../helpers/config.js'
 
@@ -39,27 +39,7 @@ const CLEAR_ENV = {
 }
 
 async function sendEvents(api: TestApi, n: number): Promise<Map<string, string>> {
-  const key = await api.key('acme')
-  const accepted = new Map<string, string>()
-  for (let from = 0; from < n; from += 500) {
-    const items = Array.from({ length: Math.min(500, n - from) }, (_, k) => {
-      const i = from + k
-      // a new email per event (identity rows in every slice), a loyalty id shared by a few (merges)
-      return {
-        source: 'brand.pos', externalEventId: `crash-${i}`, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
-        identity: { email: `shopper${i}@example.com`, ...(i % 3 === 0 ? { externalUserId: `L-${i % 400}` } : {}) },
-        properties: { order_id: `order-${i}`, amount: (i % 97) + 0.5, currency: 'USD' },
-      }
-    })
-    const res = await api.app.inject({ method: 'POST', url: '/v1/cdp/events/batch', headers: { authorization: `Bearer ${key}` }, payload: { items } })
-    if (res.statusCode !== 200) throw new Error(`batch answered ${res.statusCode}: ${res.body}`)
-    const results = (res.json() as { results: { status: string; event_id?: string }[] }).results
-    results.forEach((r, k) => {
-      if (r.status !== 'accepted' || r.event_id === undefined) throw new Error(`item ${from + k}: ${JSON.stringify(r)}`)
-      accepted.set(`crash-${from + k}`, r.event_id)
-    })
-  }
-  return accepted
+  return sendPurchases(api, await api.key('acme'), { prefix: 'crash', count: n, sharedIds: 400, currency: 'USD' })
 }
 
 /** records the group has committed (sum over partitions), and the topic's total */

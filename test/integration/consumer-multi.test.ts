@@ -23,7 +23,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { createClickHouse } from '../../src/clickhouse/client.js'
 import { startClickHouseGateway, type ExecutedStatement } from '../../src/clickhouse/http-gateway.js'
-import { startApi } from '../helpers/api.js'
+import { sendPurchases, startApi } from '../helpers/api.js'
 import { tempDir, testConfig, type TestContext } from '../helpers/config.js'
 import { runCdp, waitFor, type CdpProcess } from '../helpers/process.js'
 import { deletePrefix } from '../state/redis-helpers.js'
@@ -99,27 +99,7 @@ async function rig(t: TestContext): Promise<Rig> {
         consumer: { flushMaxRows: SLICE, sessionTimeoutMs: SESSION_TIMEOUT_MS },
       },
     }),
-    send: async (from, n) => {
-      const accepted = new Map<string, string>()
-      for (let at = from; at < from + n; at += 500) {
-        const items = Array.from({ length: Math.min(500, from + n - at) }, (_, k) => {
-          const i = at + k
-          // a new email per event (identity rows in every slice), a loyalty id shared by a few (merges)
-          return {
-            source: 'brand.pos', externalEventId: `multi-${i}`, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
-            identity: { email: `shopper${i}@example.com`, ...(i % 3 === 0 ? { externalUserId: `L-${i % 500}` } : {}) },
-            properties: { order_id: `order-${i}`, amount: (i % 97) + 0.5, currency: 'EUR' },
-          }
-        })
-        const res = await api.app.inject({ method: 'POST', url: '/v1/cdp/events/batch', headers: { authorization: `Bearer ${key}` }, payload: { items } })
-        if (res.statusCode !== 200) throw new Error(`batch answered ${res.statusCode}: ${res.body}`)
-        for (const [k, r] of (res.json() as { results: { status: string; event_id: string }[] }).results.entries()) {
-          if (r.status !== 'accepted') throw new Error(`item ${at + k}: ${JSON.stringify(r)}`)
-          accepted.set(`multi-${at + k}`, r.event_id)
-        }
-      }
-      return accepted
-    },
+    send: (from, n) => sendPurchases(api, key, { prefix: 'multi', from, count: n, sharedIds: 500, currency: 'EUR' }),
     assignment: async () => {
       const { groups } = await admin.describeGroups([cfg.kafka.consumerGroup])
       const g = groups[0]
