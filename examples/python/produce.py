@@ -71,7 +71,7 @@ def fact(external_event_id, points, occurred_at_ms):
     }
 
 
-delivered = []
+delivered = {}  # eventId -> what Kafka acknowledged; reports arrive per partition, not in send order
 
 
 def send(value):
@@ -83,8 +83,8 @@ def send(value):
             raise KafkaException(err)
         if msg.partition() != expected:
             raise SystemExit("librdkafka chose partition %d, murmur2 names %d: check the partitioner setting" % (msg.partition(), expected))
-        delivered.append({"externalEventId": value["externalEventId"], "eventId": value["eventId"], "key": key.decode("utf-8"),
-                          "partition": msg.partition(), "offset": msg.offset()})
+        delivered[value["eventId"]] = {"externalEventId": value["externalEventId"], "eventId": value["eventId"],
+                                       "key": key.decode("utf-8"), "partition": msg.partition(), "offset": msg.offset()}
 
     payload = serializer(value, SerializationContext(opts.topic, MessageField.VALUE))
     producer.produce(opts.topic, key=key, value=payload, on_delivery=report)
@@ -104,6 +104,7 @@ send(conflict)
 if producer.flush(30) != 0:
     sys.exit("the conflicting record was not acknowledged")
 
-for d in delivered:
+sent = [delivered[v["eventId"]] for v in facts]
+for d in sent + [delivered[conflict["eventId"]]]:
     print("sent %s to partition %d (offset %d) as %s" % (d["key"], d["partition"], d["offset"], d["eventId"]))
-print(json.dumps({"topic": opts.topic, "partitions": partitions, "facts": delivered[:-1], "conflict": delivered[-1]}))
+print(json.dumps({"topic": opts.topic, "partitions": partitions, "facts": sent, "conflict": delivered[conflict["eventId"]]}))

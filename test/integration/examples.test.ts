@@ -7,7 +7,7 @@
  * tuple_conflict; ClickHouse keeps the first fact.
  */
 import t, { type Test } from 'tap'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { encodeKey } from '../../src/avro/key.js'
@@ -80,13 +80,14 @@ void t.test('direct-producer examples against the real stack', async (t) => {
     await checkOutcome(t, p, 'svc.loyalty', s, 10)
   })
 
-  await t.test('Python: examples/python/produce.py (confluent-kafka, AvroSerializer, murmur2_random)', async (t) => {
-    const env = spawnSync('bash', [join(ROOT, 'scripts', 'python-env.sh')], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 })
-    if (env.status !== 0) {
-      t.skip(`no Python virtualenv (bash scripts/python-env.sh failed: ${(env.stderr || String(env.error)).trim().split('\n').pop()})`)
-      return
-    }
-    const python = env.stdout.trim().split('\n').pop()!
+  // made here as well as in .ci/run, so `npx tap test/integration/examples.test.ts` works alone
+  // (asynchronously: the consumer keeps heartbeating while pip installs)
+  const env = await run('bash', [join(ROOT, 'scripts', 'python-env.sh')], { cwd: ROOT, timeout: 180_000 })
+    .then(({ stdout }) => ({ python: stdout.trim().split('\n').pop()!, failed: false as const }))
+    .catch((err: Error & { stderr?: string }) => ({ python: '', failed: (err.stderr ?? err.message).trim().split('\n').pop() }))
+  const noPython = env.failed === false ? false : `no Python virtualenv: bash scripts/python-env.sh failed (${env.failed})`
+  await t.test('Python: examples/python/produce.py (confluent-kafka, AvroSerializer, murmur2_random)', { skip: noPython }, async (t) => {
+    const python = env.python
     const check = await run(python, [join(ROOT, 'examples', 'python', 'check_vectors.py')], { cwd: ROOT })
     t.match(check.stdout, /(\d+) of \1 key vectors match/, 'the Python key and partition code matches the test vectors')
 
