@@ -1,7 +1,12 @@
 /**
  * An internal service writing facts straight to the events topic (docs/DIRECT-PRODUCERS.md).
  *
- *   npx tsx examples/direct-producer.ts
+ *   npx tsx examples/direct-producer.ts [RUN]
+ *
+ * It sends three facts, repeats one (stored once), then sends a conflicting payload under the
+ * first fact's tuple: the consumer keeps the first fact and dead-letters the conflict as
+ * tuple_conflict. RUN (default: the time) goes into every externalEventId. The last line of
+ * output is a JSON summary (test/integration/examples.test.ts reads it).
  *
  * Brokers, topic and registry come from the service's own config (KAFKA_BROKERS, KAFKA_TOPIC,
  * SCHEMA_REGISTRY_URL or a CDP_CONFIG file), so this talks to whatever `cdp serve` would.
@@ -28,7 +33,7 @@ const producer = await createDirectProducer({
   registryUrl: config.schemaRegistry.url,
 })
 try {
-  const run = Date.now().toString(36)
+  const run = process.argv[2] ?? Date.now().toString(36)
   // use a source of your own: the HTTP API's idempotency claims do not see direct writes
   const earned = (n: number): DirectEvent => ({
     tenant: 'acme',
@@ -51,6 +56,12 @@ try {
   // if compaction later keeps only this copy.
   const retry = await producer.send(facts[0]!, { eventId: sent[0]!.eventId })
   console.log(`sent ${retry.key} again as ${retry.eventId}, fingerprint ${retry.fingerprint === sent[0]!.fingerprint ? 'unchanged: one fact' : 'changed'}`)
+
+  // The same tuple with another payload is a conflict, not a correction: the consumer keeps the
+  // first fact and dead-letters this one (tuple_conflict). Send corrections as new facts.
+  const conflict = await producer.send({ ...facts[0]!, properties: { points: 999, reason: 'adjustment' } })
+  console.log(`sent ${conflict.key} with another payload (fingerprint ${conflict.fingerprint}): expect a tuple_conflict dead letter`)
+  console.log(JSON.stringify({ topic: config.kafka.topic, facts: sent.map((s, i) => ({ externalEventId: facts[i]!.externalEventId, eventId: s.eventId, key: s.key })), conflict: { eventId: conflict.eventId, key: conflict.key } }))
 } finally {
   await producer.close()
 }
