@@ -32,7 +32,7 @@ export interface Reassertion {
 export interface DedupResult {
   /** one per input item, in order */
   outcomes: Outcome<Unique>[]
-  /** conflicts first, then dead letters of earlier steps under a stored fact's key */
+  /** live only: conflicts first, then dead letters of earlier steps under a stored fact's key */
   reassert: Reassertion[]
 }
 
@@ -57,7 +57,7 @@ export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: 
           if (deps.mode === 'replay') return ok({ ...x, event: { ...x.event, eventId: d.original.eventId }, maybeWritten: true })
           return skip('repeat', x.record)
         case 'conflict':
-          reassert.push({ key: x.key, original: d.original })
+          if (deps.mode === 'live') reassert.push({ key: x.key, original: d.original })
           return deadLetter({
             record: x.record, key: x.key, tenant: x.event.tenant, reason: 'tuple_conflict',
             message: `tuple already holds event ${d.original.eventId} with another payload (at ${d.original.partition}/${d.original.offset}); the first fact stays`,

@@ -6,6 +6,7 @@
  * after a crash inserts nothing twice. Once the events are in, the identity graph may forget what
  * it kept for re-deliveries of them.
  */
+import { dedupToken } from '../clickhouse/writer.js'
 import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
 import type { Resolved } from './resolve-step.js'
@@ -19,7 +20,7 @@ export function batchToken(mode: ProcessorDeps['mode'], records: readonly Inboun
   return (table) => {
     const first = records[0]!
     const last = records[records.length - 1]!
-    return `cdp:${mode}:${table}:${first.topic}:${first.partition}:${first.offset}-${last.offset}`
+    return dedupToken(first.topic, first.partition, first.offset, last.offset, `${mode}:${table}`)
   }
 }
 
