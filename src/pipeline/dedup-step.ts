@@ -73,9 +73,8 @@ export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: 
 async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Reassertion[]> {
   const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } => l.key !== undefined && l.reason !== 'tuple_conflict')
   // after checkMany above: a fact first seen in this batch counts
-  const stored = await Promise.all(keyed.map((l) => deps.dedup.get(l.key.text)))
-  return keyed.flatMap((l, i) => {
-    const o = stored[i]
+  const found = await Promise.all(keyed.map(async (l) => ({ l, o: await deps.dedup.get(l.key.text) })))
+  return found.flatMap(({ l, o }) => {
     if (o === undefined) return []
     if (o.partition === l.record.partition && BigInt(o.offset) > BigInt(l.record.offset)) return []
     return [{ key: l.key, original: o }]

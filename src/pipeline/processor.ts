@@ -43,9 +43,10 @@ export interface BatchOutcome {
 
 export type StepTimings = { decode: number; dedup: number; existing: number; identity: number; insert: number; deadLetters: number }
 
-type Steps = ReturnType<typeof buildSteps>
+export type Steps = ReturnType<typeof buildSteps>
 
-function buildSteps(deps: ProcessorDeps) {
+/** the steps over their dependencies, built once per processor */
+export function buildSteps(deps: ProcessorDeps) {
   return {
     decode: decodeStep(deps),
     validate: validateStep(deps),
