@@ -7,7 +7,7 @@ import type { Config } from '../config/index.js'
 import type { CdpEvent } from '../avro/event.js'
 import { normalizeIdentities, type NormalizedIdentity } from '../identity/normalize.js'
 import type { IdentityGraph } from '../identity/graph.js'
-import type { IdentityResolution, IdentityStep } from './processor.js'
+import type { IdentityResolution, IdentityStep } from './deps.js'
 import type { Logger } from '../observability/logger.js'
 
 const TYPE_NAME = { EXTERNAL: 'external', EMAIL: 'email', PHONE: 'phone', DEVICE: 'device' } as const

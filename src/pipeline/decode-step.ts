@@ -1,0 +1,33 @@
+/**
+ * Decode step: the record's key must be the canonical key of a tuple, and its value a registered
+ * schema version in Confluent Avro wire format.
+ */
+import type { CdpEvent } from '../avro/event.js'
+import { FactKey } from '../avro/key.js'
+import type { InboundRecord } from '../kafka/consumer.js'
+import type { ProcessorDeps } from './deps.js'
+import { deadLetter, ok, type Outcome } from './outcome.js'
+
+export interface Decoded {
+  record: InboundRecord
+  key: FactKey
+  event: CdpEvent
+}
+
+export function decodeStep(deps: Pick<ProcessorDeps, 'codec'>): (record: InboundRecord) => Promise<Outcome<Decoded>> {
+  return async (record) => {
+    const read = FactKey.read(record.key)
+    if (!read.ok) {
+      return read.problem === 'not_a_tuple'
+        ? deadLetter({ record, tenant: null, reason: 'bad_key', message: 'key is not the JSON array ["tenant","source","externalEventId"]' })
+        : deadLetter({
+          record, tenant: read.tuple.tenant, reason: 'bad_key',
+          message: 'key is not in canonical form: the UTF-8 bytes of JSON.stringify([tenant, source, externalEventId])',
+        })
+    }
+    const key = read.key
+    const r = await deps.codec.decode(record.value)
+    if (!r.ok) return deadLetter({ record, key, tenant: key.tenant, reason: r.reason, message: r.message })
+    return ok({ record, key, event: r.event })
+  }
+}

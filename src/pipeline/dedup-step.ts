@@ -1,0 +1,82 @@
+/**
+ * Dedup step: the first fact per tuple wins.
+ *
+ *   first    -> carries on; a re-delivery of the very record that won (a crash before the offset
+ *               commit), and everything in a replay, may already be in ClickHouse: `maybeWritten`
+ *   repeat   -> skipped live; in a replay it stands for the fact under the original event id
+ *   conflict -> dead letter, and the first fact is re-asserted after it
+ *
+ * Re-assertion: compaction keeps the last record under a key, so any other record under the key of
+ * a stored fact (a conflict, but also a value that does not decode or fails its contract) would
+ * replace the fact; producing the first fact again after it keeps the fact. Not when the first fact
+ * comes later in the same partition: it already follows the bad record. Only live: a replay reads
+ * the topic, it does not write to it.
+ */
+import type { FactKey } from '../avro/key.js'
+import type { FactRef } from '../state/types.js'
+import type { ProcessorDeps } from './deps.js'
+import { deadLetter, ok, skip, type DeadLetter, type Outcome } from './outcome.js'
+import type { Valid } from './validate-step.js'
+
+export interface Unique extends Valid {
+  /** its rows may already be in ClickHouse: the existing step asks */
+  maybeWritten: boolean
+}
+
+/** produce `original` again under `key` */
+export interface Reassertion {
+  key: FactKey
+  original: FactRef
+}
+
+export interface DedupResult {
+  /** one per input item, in order */
+  outcomes: Outcome<Unique>[]
+  /** live only: conflicts first, then dead letters of earlier steps under a stored fact's key */
+  reassert: Reassertion[]
+}
+
+export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: Valid[], earlier: readonly DeadLetter[]) => Promise<DedupResult> {
+  return async (items, earlier) => {
+    // in order: the very record that won before (re-delivery) is 'first' again, and a later item
+    // of the batch sees an earlier one
+    const decided = items.length === 0 ? [] : await deps.dedup.checkMany(items.map((x) => ({
+      key: x.key.text,
+      ref: { eventId: x.event.eventId, fingerprint: x.fingerprint, partition: x.record.partition, offset: x.record.offset },
+    })))
+    const reassert: Reassertion[] = []
+    const outcomes = items.map((x, i): Outcome<Unique> => {
+      const d = decided[i]!
+      switch (d.outcome) {
+        case 'first':
+          return ok({ ...x, maybeWritten: d.redelivered || deps.mode === 'replay' })
+        case 'repeat':
+          // replay rebuilds from what the compacted topic still holds, where compaction may have
+          // kept only a later copy of the fact: that copy stands for it, under the original event
+          // id (the existing step keeps the fact single)
+          if (deps.mode === 'replay') return ok({ ...x, event: { ...x.event, eventId: d.original.eventId }, maybeWritten: true })
+          return skip('repeat', x.record)
+        case 'conflict':
+          if (deps.mode === 'live') reassert.push({ key: x.key, original: d.original })
+          return deadLetter({
+            record: x.record, key: x.key, tenant: x.event.tenant, reason: 'tuple_conflict',
+            message: `tuple already holds event ${d.original.eventId} with another payload (at ${d.original.partition}/${d.original.offset}); the first fact stays`,
+          })
+      }
+    })
+    if (deps.mode === 'live') reassert.push(...await underStoredFacts(deps, earlier))
+    return { outcomes, reassert }
+  }
+}
+
+/** earlier dead letters whose key holds a stored fact that does not come after them */
+async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Reassertion[]> {
+  const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } => l.key !== undefined && l.reason !== 'tuple_conflict')
+  // after checkMany above: a fact first seen in this batch counts
+  const found = await Promise.all(keyed.map(async (l) => ({ l, o: await deps.dedup.get(l.key.text) })))
+  return found.flatMap(({ l, o }) => {
+    if (o === undefined) return []
+    if (o.partition === l.record.partition && BigInt(o.offset) > BigInt(l.record.offset)) return []
+    return [{ key: l.key, original: o }]
+  })
+}

@@ -1,0 +1,69 @@
+import t from 'tap'
+import { CdpError } from '../../../src/errors.js'
+import { decodeStep } from '../../../src/pipeline/decode-step.js'
+import type { ProcessorDeps } from '../../../src/pipeline/deps.js'
+import { event, fakeCodec, keyOf, record, UNKNOWN_SCHEMA, wire } from '../../helpers/pipeline-fakes.js'
+
+const e = event()
+
+/** the fake codec, counting its calls */
+function codec(): ProcessorDeps['codec'] & { calls: number } {
+  const c = { calls: 0, decode: async (b: Buffer | null) => { c.calls++; return fakeCodec.decode(b) } }
+  return c
+}
+
+void t.test('a key that is not a JSON array of three non-empty strings: bad_key, no tenant, value left alone', async (t) => {
+  for (const key of [null, Buffer.from('not json'), Buffer.from('["acme","brand.pos"]'), Buffer.from('["acme","brand.pos",""]')]) {
+    const c = codec()
+    const out = await decodeStep({ codec: c })(record(1, key, wire(e)))
+    t.equal(out.kind, 'dead_letter')
+    if (out.kind !== 'dead_letter') continue
+    t.match(out.letter, { reason: 'bad_key', tenant: null })
+    t.equal(out.letter.key, undefined)
+    t.equal(c.calls, 0)
+  }
+})
+
+void t.test('a tuple in other bytes than the canonical ones: bad_key with the tenant, no key', async (t) => {
+  const c = codec()
+  const out = await decodeStep({ codec: c })(record(1, Buffer.from('[ "acme", "brand.pos", "txn_1" ]'), wire(e)))
+  t.equal(out.kind, 'dead_letter')
+  if (out.kind !== 'dead_letter') return
+  t.match(out.letter, { reason: 'bad_key', tenant: 'acme', message: /canonical/ })
+  t.equal(out.letter.key, undefined, 'those bytes are another Kafka key, not the fact\'s')
+  t.equal(c.calls, 0)
+})
+
+void t.test('a value that is not Avro wire format: not_avro under the fact\'s key', async (t) => {
+  const out = await decodeStep({ codec: fakeCodec })(record(1, keyOf(e).bytes, Buffer.from('{"json":true}')))
+  t.equal(out.kind, 'dead_letter')
+  if (out.kind !== 'dead_letter') return
+  t.match(out.letter, { reason: 'not_avro', tenant: 'acme' })
+  t.equal(out.letter.key?.text, '["acme","brand.pos","txn_1"]')
+})
+
+void t.test('a null value (a tombstone) is not_avro too', async (t) => {
+  const out = await decodeStep({ codec: fakeCodec })(record(1, keyOf(e).bytes, null))
+  t.match(out, { kind: 'dead_letter', letter: { reason: 'not_avro', tenant: 'acme' } })
+})
+
+void t.test('a schema id the registry does not know: unknown_schema with the codec\'s message', async (t) => {
+  const out = await decodeStep({ codec: fakeCodec })(record(1, keyOf(e).bytes, UNKNOWN_SCHEMA))
+  t.match(out, { kind: 'dead_letter', letter: { reason: 'unknown_schema', tenant: 'acme', message: 'schema id 9 is not registered' } })
+})
+
+void t.test('ok: the event and the key, whose bytes are the record\'s', async (t) => {
+  const rec = record(4, keyOf(e).bytes, wire(e), 2)
+  const out = await decodeStep({ codec: fakeCodec })(rec)
+  t.equal(out.kind, 'ok')
+  if (out.kind !== 'ok') return
+  t.same(out.value.event, e)
+  t.equal(out.value.record, rec)
+  t.same(out.value.key.tuple, { tenant: 'acme', source: 'brand.pos', externalEventId: 'txn_1' })
+  t.ok(out.value.key.bytes.equals(rec.key!))
+})
+
+void t.test('a registry outage is not a verdict on the record: the step throws', async (t) => {
+  const down: ProcessorDeps['codec'] = { decode: async () => { throw new CdpError('schema_registry_unavailable', 'down') } }
+  await t.rejects(decodeStep({ codec: down })(record(1, keyOf(e).bytes, wire(e))), { code: 'schema_registry_unavailable' })
+})
