@@ -13,6 +13,8 @@
  *   code header, one statement per request.
  * - Through clickhouse-js: errors become ClickHouseError with code and type, settings and
  *   `database` stay with their request, compressed inserts, multipart parameters.
+ * - What standard clients send by default (clickhouse-connect, @clickhouse/client): session ids,
+ *   compression, binary insert formats, X-ClickHouse-Summary for inserts.
  * - Query parameters arrive as text and are bound by the engine: any string, in a String, an
  *   Array, a Map or a Tuple, comes back as it was sent (property test), and none becomes SQL.
  */
@@ -21,7 +23,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync, statSync, existsSync } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { deflateSync, gzipSync } from 'node:zlib'
 import fc from 'fast-check'
 import { createClient, TupleParam, type ClickHouseClient } from '@clickhouse/client'
 import { processEnv } from '../../src/config/index.js'
@@ -163,7 +165,6 @@ void t.test('the wire: ping, GET read-only, query in URL or body, formats, heade
   t.equal(missing.headers.get('x-clickhouse-exception-code'), '60')
   t.equal((await post('/', '')).status, 400, 'an empty query')
   t.equal((await get('/elsewhere')).status, 404)
-  t.equal((await post('/?session_id=s1', 'SELECT 1')).status, 501, 'sessions are refused, not ignored')
   t.equal(Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text()), 4, 'the table survived')
 })
 
@@ -290,4 +291,64 @@ void t.test('who gets in: the start-up token, from the gateway\'s own address, n
   const service = createClickHouse({ clickhouse: { url: gw.url, username: undefined, password: undefined, chdbPath: '' } })
   t.teardown(() => service.close())
   t.notOk((await pingClickHouse(service, { timeoutMs: 3000 })).ok, 'the service without CLICKHOUSE_PASSWORD does not pass its ping')
+})
+
+void t.test('what standard clients send by default: session ids, compression, binary formats, the insert summary', async (t) => {
+  const { gw, client, db } = await gateway(t)
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}${path}`, { method: 'POST', body, headers: { ...basic(gw.token), ...headers } })
+  const insert = `/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`
+  const count = async () => Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text())
+
+  // clickhouse-connect sends a session id with every request unless told not to
+  const inSession = await post('/?session_id=s1&session_timeout=60', 'SELECT 1')
+  t.equal(inSession.status, 200, 'a request in a session is answered')
+  t.equal(await inSession.text(), '1\n')
+  const set = await post('/?session_id=s1', 'SET max_threads = 1')
+  t.equal(set.status, 501, 'SET in a session, which the gateway would forget: refused')
+  t.match(await set.text(), /SET in session s1: the gateway .* keeps nothing between requests.*\(NOT_IMPLEMENTED\)/)
+  t.equal((await post('/?session_id=s1', 'CREATE TEMPORARY TABLE tmp (x UInt8)')).status, 501, 'so is a temporary table')
+  const check = await post('/?session_id=s1&session_check=1', 'SELECT 1')
+  t.equal(check.status, 404, 'session_check=1: the session does not exist')
+  t.equal(check.headers.get('x-clickhouse-exception-code'), '372')
+  const sessionClient = createClient({ url: gw.url, password: gw.token, session_id: 'js-session' })
+  t.teardown(() => sessionClient.close())
+  t.same(await (await sessionClient.query({ query: 'SELECT 2 AS two', format: 'JSONEachRow' })).json(), [{ two: 2 }], '@clickhouse/client with a session_id')
+
+  // compression: gzip, deflate and br work; the others are refused naming gzip
+  const native = await post(`/?compress=1&query=${encodeURIComponent('SELECT 1')}`, '')
+  t.equal(native.status, 501, 'compress=1 (ClickHouse\'s LZ4 blocks): refused')
+  t.match(await native.text(), /use HTTP compression with gzip instead.*compress='gzip'/)
+  const lz4 = await post(insert, Buffer.from([0x04, 0x22, 0x4d, 0x18]), { 'content-encoding': 'lz4' })
+  t.equal(lz4.status, 501, 'Content-Encoding lz4 (clickhouse-connect\'s default for inserts): refused')
+  t.match(await lz4.text(), /Content-Encoding lz4 is not supported by the gateway; use gzip/)
+  t.equal((await post(insert, deflateSync('{"k":"df","n":1}\n'), { 'content-encoding': 'deflate' })).status, 200, 'deflate works')
+  t.equal(await count(), 1)
+
+  // binary insert formats: refused before anything is written, never inserted as mangled text
+  const rowBinary = Buffer.concat([Buffer.from([2]), Buffer.from('ok'), Buffer.from([7, 0, 0, 0])])
+  const nat = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT RowBinary`)}`, rowBinary)
+  t.equal(nat.status, 501, 'RowBinary: refused')
+  t.match(await nat.text(), /insert format RowBinary is binary.*use a text format/)
+  t.equal((await post('/', Buffer.concat([Buffer.from(`INSERT INTO ${db}.t FORMAT Native\n`), Buffer.from([1, 1, 1, 107, 6, 83, 116, 114, 105, 110, 103, 1, 0xff])]))).status, 501, 'Native in the body: refused')
+  const latin1 = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT TabSeparated`)}`, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x09, 0x31, 0x0a]))
+  t.equal(latin1.status, 501, 'a text body that is not UTF-8: refused rather than altered')
+  t.match(await latin1.text(), /not valid UTF-8/)
+  t.equal(await count(), 1, 'nothing written by the refused inserts')
+
+  // X-ClickHouse-Summary: an insert reports the rows it wrote
+  const three = await client.insert({ table: `${db}.t`, values: [{ k: 'a', n: 1 }, { k: 'b', n: 2 }, { k: 'c', n: 3 }], format: 'JSONEachRow' })
+  t.equal(three.summary?.written_rows, '3', '@clickhouse/client reads written_rows = 3 for three rows')
+  const two = await post(insert, '{"k":"d","n":4}\n{"k":"e","n":5}\n')
+  const summary = JSON.parse(two.headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(summary.written_rows, '2', 'the header on the wire: written_rows = 2')
+  const select = JSON.parse((await post('/', `SELECT * FROM ${db}.t`)).headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(select.written_rows ?? '0', '0', 'a SELECT wrote nothing')
+  t.equal(select.result_rows ?? select.read_rows, '6', 'and read the six rows')
+  const fromSelect = await post('/', `INSERT INTO ${db}.t SELECT toString(number), number FROM numbers(5)`)
+  const unknown = JSON.parse(fromSelect.headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(unknown.written_rows, undefined, 'INSERT ... SELECT: no written_rows rather than a wrong one (chDB does not count them)')
+  t.equal(await count(), 11)
+  const asked = await client.insert({ table: `${db}.t`, values: [{ k: 'x', n: 1 }], format: 'JSONEachRow', clickhouse_settings: { async_insert: 0 } })
+  t.equal(asked.summary?.written_rows, '1', 'async_insert = 0 asked for explicitly: the same')
 })

@@ -39,14 +39,18 @@
  * JS values and formats them itself (a string is TSV-escaped once more), so each value is first
  * turned into the JS string that chdb formats back into text of the same meaning; see paramValue.
  *
- * Not supported: sessions (session_id), ClickHouse's native compression (compress=1 /
- * decompress=1), binary insert formats (the body is read as UTF-8 text), external tables in
- * multipart requests, progress headers, users (any user name is accepted; it is only reported
- * to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
+ * Sessions: `session_id` is accepted (clickhouse-connect sends one by default) but nothing is kept
+ * between requests; SET, USE and temporary tables in a session are refused, session_check=1 is
+ * SESSION_NOT_FOUND. Not supported, refused with an error that names the way out: ClickHouse's
+ * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate
+ * and br; binary insert formats and bodies that are not UTF-8 (chdb's Connection passes insert
+ * data as text), external tables in multipart requests, progress headers, users (any user name
+ * is accepted; it is only reported to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
  * are not quoted in JSON output, and async_insert is on unless a request turns it off).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
 import { Readable } from 'node:stream'
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import { ChdbSessions, type ChdbExecParams, type ChdbExecResult } from '../../src/clickhouse/chdb-connection.js'
@@ -118,6 +122,12 @@ function httpOnlySetting(name: string): boolean {
 }
 
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+/** how the two clients the project meets are told to compress with gzip */
+const GZIP_HINT = 'Content-Encoding: gzip; clickhouse-connect: get_client(..., compress=\'gzip\'); @clickhouse/client: compression: { request: true }'
+
+/** insert formats whose data is not text: chdb's Connection passes insert data as a UTF-8 string */
+const BINARY_FORMATS = /^(?:Native|RowBinary[A-Za-z]*|Parquet|Arrow|ArrowStream|ORC|Avro|AvroConfluent|Protobuf[A-Za-z]*|CapnProto|MsgPack|BSONEachRow|Npy|RawBLOB)$/i
 
 /** A failure the gateway itself detects, answered like the server's exception of that type. */
 class GatewayError extends Error {
@@ -196,8 +206,10 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
       query: request.sql,
       query_id: queryId,
       query_params: request.params,
-      // default_format becomes chdb's output format option, not a SET
-      clickhouse_settings: { ...request.settings, default_format: request.defaultFormat } as ChdbExecParams['clickhouse_settings'],
+      // default_format becomes chdb's output format option, not a SET. async_insert is off unless
+      // the request turns it on, as on a server (chDB's default is on): a client that did not ask
+      // for an asynchronous insert expects it written when answered, and counted in the summary
+      clickhouse_settings: { async_insert: '0', ...request.settings, default_format: request.defaultFormat } as Record<string, string> as ChdbExecParams['clickhouse_settings'],
       abort_signal: abort.signal,
       ...(request.data === undefined ? {} : { values: Readable.from([request.data]) }),
     }, request.database)
@@ -205,11 +217,16 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     const chunks: Buffer[] = []
     for await (const chunk of result.stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
     const body = Buffer.concat(chunks)
-    const summary = { ...result.summary }
-    if (request.kind === 'INSERT') {
-      // chDB reports an insert's rows as read rows (its own insert() does the same mapping)
+    const summary: Record<string, string | undefined> = { ...result.summary }
+    if (request.kind === 'INSERT' && request.data !== undefined) {
+      // chDB reports the rows of an insert's data as read rows (its own insert() maps them alike)
       summary.written_rows = summary.read_rows ?? '0'
       summary.written_bytes = summary.read_bytes ?? '0'
+    } else if (request.kind === 'INSERT') {
+      // INSERT ... SELECT: chDB counts nothing (measured: 0 for 5 rows written); no number is
+      // truer than a wrong one
+      delete summary.written_rows
+      delete summary.written_bytes
     }
     const format = request.kind === 'INSERT' ? request.defaultFormat : request.format ?? request.defaultFormat
     res.writeHead(200, {
@@ -285,9 +302,17 @@ interface ParsedRequest {
 async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Promise<ParsedRequest | undefined> {
   const search = url.searchParams
   for (const name of ['compress', 'decompress']) {
-    if (search.get(name) === '1') throw err.notImplemented(`${name}=1 (ClickHouse's native compression) is not supported by the gateway; use Content-Encoding`)
+    if (search.get(name) === '1') {
+      throw err.notImplemented(`${name}=1 (ClickHouse's native LZ4 block compression) is not supported by the gateway; ` +
+        `use HTTP compression with gzip instead (${GZIP_HINT})`)
+    }
   }
-  if (search.has('session_id')) throw err.notImplemented('sessions (session_id) are not supported by the gateway')
+  // clickhouse-connect sends a session id with every request unless told otherwise. Accepted, but
+  // the gateway keeps nothing between requests, so it says so where a client relies on a session.
+  const sessionId = search.get('session_id') || undefined
+  if (sessionId !== undefined && search.get('session_check') === '1') {
+    throw new GatewayError(372, 'SESSION_NOT_FOUND', `Session ${sessionId} not found: the gateway keeps no sessions`)
+  }
 
   const rawParams = new Map<string, string>()
   const settings: Record<string, string> = {}
@@ -342,6 +367,19 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
   }
 
   const shape = statementShape(sql)
+  if (sessionId !== undefined && (shape.kind === 'SET' || shape.kind === 'USE' || /^\s*CREATE\s+TEMPORARY\b/i.test(sql))) {
+    throw err.notImplemented(`${shape.kind} in session ${sessionId}: the gateway runs every request on its own and keeps nothing ` +
+      'between requests; pass settings with each query (URL parameters) and name the database in the statement or the database parameter')
+  }
+  if (shape.kind === 'INSERT' && shape.format !== undefined && BINARY_FORMATS.test(shape.format)) {
+    throw err.notImplemented(`insert format ${shape.format} is binary, and the gateway hands insert data to chDB as text; ` +
+      'use a text format (JSONEachRow, CSV, TabSeparated, Values)')
+  }
+  // decoding would replace invalid bytes with U+FFFD and insert something else than was sent
+  if (!isUtf8(body)) {
+    throw err.notImplemented('the request body is not valid UTF-8, and the gateway hands insert data to chDB as text; ' +
+      'send text formats in UTF-8')
+  }
   const types = placeholderTypes(sql)
   const params: Record<string, unknown> = {}
   for (const [name, raw] of rawParams) params[name] = paramValue(raw, types.get(name))
@@ -473,7 +511,7 @@ async function readBody(req: IncomingMessage, maxBody: number): Promise<Buffer> 
     if (encoding === 'gzip' || encoding === 'x-gzip') out = gunzipSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'deflate') out = inflateSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'br') out = brotliDecompressSync(raw, { maxOutputLength: maxBody })
-    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway (gzip, deflate, br are)`)
+    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway; use gzip (${GZIP_HINT}), or deflate or br`)
   } catch (e) {
     if (e instanceof GatewayError) throw e
     throw err.badArguments(`cannot decompress the ${encoding} request body: ${(e as Error).message}`)
@@ -521,6 +559,7 @@ function contentType(format: string): string {
 function statusFor(type: string): number {
   if (type === 'AUTHENTICATION_FAILED' || type === 'REQUIRED_PASSWORD') return 401
   if (type === 'READONLY' || type === 'ACCESS_DENIED') return 403
+  if (type === 'SESSION_NOT_FOUND') return 404
   if (/^UNKNOWN_(TABLE|DATABASE|IDENTIFIER|FUNCTION|TYPE|FORMAT|STORAGE|AGGREGATE_FUNCTION)$/.test(type)) return 404
   if (type === 'NOT_IMPLEMENTED') return 501
   if (type === 'ABORTED') return 503
