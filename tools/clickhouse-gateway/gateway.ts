@@ -46,7 +46,7 @@
  * and br; binary insert formats and bodies that are not UTF-8 (chdb's Connection passes insert
  * data as text), external tables in multipart requests, progress headers, users (any user name
  * is accepted; it is only reported to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
- * are not quoted in JSON output, and async_insert is on unless a request turns it off).
+ * are not quoted in JSON output), except async_insert, off unless a request turns it on.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
