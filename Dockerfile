@@ -5,6 +5,8 @@ COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# `cdp clickhouse-gateway` (a development tool) is compiled with the CLI that dispatches to it
+COPY tools/clickhouse-gateway ./tools/clickhouse-gateway
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
 // Runs the compiled CLI (npm run build). `npm start` builds first.
-import('../dist/cli/main.js')
+import('../dist/src/cli/main.js')

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 [ -d node_modules ] || { echo "test: node_modules missing; run npm ci first" >&2; exit 1; }
 echo "== stack"
-bash scripts/stack.sh up
+bash tools/stack/stack.sh up
 echo "== typecheck"
 npx tsc --noEmit -p .
 echo "== lint"

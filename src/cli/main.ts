@@ -2,7 +2,7 @@
  * The `cdp` command.
  *   cdp serve [--role all|api|consumer] [--workers N]   run the service (embedded defaults: all);
  *                                               --workers: N API processes on one port (role api)
- *   cdp stack up|down|status|logs [svc]         the local Kafka, registry and Redis (scripts/stack.sh)
+ *   cdp stack up|down|status|logs [svc]         the local Kafka, registry and Redis (tools/stack/stack.sh)
  *   cdp keys create --tenant T --permission P... [--source S...] [--expires 30d|ISO] [--label L]
  *   cdp keys list | cdp keys revoke ID
  *   cdp contracts check|release|list
@@ -25,7 +25,8 @@ import { consumerHooks, replayCommand } from '../pipeline/service.js'
 
 type Out = (line: string) => void
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url))
+/** the project root, from src/cli (tsx) or dist/src/cli (npm run build) */
+const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/src/') ? '../../../' : '../../', import.meta.url))
 
 function usage(out: Out): number {
   out('usage: cdp <serve|stack|keys|contracts|query|replay|clickhouse-gateway> ...  (see README.md)')
@@ -122,7 +123,7 @@ async function queryCommand(config: Readonly<Config>, args: string[], out: Out):
 }
 
 function stackCommand(args: string[]): number {
-  const r = spawnSync('bash', [`${ROOT}scripts/stack.sh`, ...args], { stdio: 'inherit', env: processEnv() })
+  const r = spawnSync('bash', [`${ROOT}tools/stack/stack.sh`, ...args], { stdio: 'inherit', env: processEnv() })
   return r.status ?? 1
 }
 
@@ -149,7 +150,7 @@ export async function main(argv: string[]): Promise<number> {
     case 'contracts': return contractsCommand(args, out, { dir: config.contracts.dir, releasedFile: config.contracts.releasedFile })
     case 'query': return queryCommand(config, args, out)
     case 'replay': return replayCommand(config, args, out)
-    case 'clickhouse-gateway': return (await import('./clickhouse-gateway.js')).clickhouseGatewayCommand(config, args, out)
+    case 'clickhouse-gateway': return (await import('../../tools/clickhouse-gateway/command.js')).clickhouseGatewayCommand(config, args, out)
     default: return usage(out)
   }
 }

@@ -1,16 +1,19 @@
 /**
- * A chDB connection for @clickhouse/client that keeps per-call settings per call.
+ * chDB sessions on one data dir, and a connection for @clickhouse/client that keeps per-call
+ * settings per call. The one place that opens chDB sessions: the embedded client below and the
+ * development gateway (tools/clickhouse-gateway) both use ChdbSessions.
  *
  * chdb's own connection turns `clickhouse_settings` into `SET k = v; <query>` on its one
  * session, so a setting outlives the call it was meant for. Measured on chDB 26.7: after one
  * insert with `insert_deduplication_token = 'a'`, every later insert without a token reused
  * 'a' and was silently dropped as a duplicate; after one query with `readonly = 1` the whole
- * session refused writes for good. On a server both are per request (URL parameters).
+ * session refused writes for good. A session also keeps its current database (`USE`). On a
+ * server both are per request (URL parameters).
  *
- * A call that carries settings therefore runs on a short-lived extra session on the same data
- * dir (chDB allows several sessions per process on one path; each has its own settings) and
- * that session is closed when the call settles. Opening one costs well under a millisecond.
- * Calls without settings use the long-lived session.
+ * A call that must not leak its settings therefore runs on a short-lived extra session on the
+ * same data dir (chDB allows several sessions per process on one path; each has its own settings)
+ * and that session is closed when the call settles. Opening one costs well under a millisecond.
+ * Other calls use the long-lived session, which also holds the data dir for the process.
  */
 import type { ClickHouseClientConfigOptions } from '@clickhouse/client'
 import { createChdbConnection } from 'chdb/connection'
@@ -18,47 +21,54 @@ import { createChdbConnection } from 'chdb/connection'
 /**
  * The Connection contract as @clickhouse/client declares it. chdb/connection declares the same
  * contract against @clickhouse/client-common 1.23.0, which @clickhouse/client 1.23.1 bundles as
- * its own copy; the shapes match but TypeScript sees two declarations, hence the casts below.
+ * its own copy; the shapes match but TypeScript sees two declarations, hence the cast below.
  */
-type Conn = NonNullable<ClickHouseClientConfigOptions['connection']>
+export type ChdbSession = NonNullable<ClickHouseClientConfigOptions['connection']>
+export type ChdbExecParams = Parameters<ChdbSession['exec']>[0]
+export type ChdbExecResult = Awaited<ReturnType<ChdbSession['exec']>>
 
-function openChdb(path: string): Conn {
-  return createChdbConnection({ path }) as unknown as Conn
+function openChdb(path: string): ChdbSession {
+  return createChdbConnection({ path }) as unknown as ChdbSession
 }
 
-export class ScopedSettingsChdbConnection implements Conn {
-  readonly connectionName = 'chdb'
+/** One data dir: a session held open until close(), and fresh sessions for calls that need their own. */
+export class ChdbSessions {
   readonly path: string
-  readonly #main: Conn
+  readonly #main: ChdbSession
   readonly #inflight = new Set<Promise<unknown>>()
   #closed = false
 
+  /** Opens the long-lived session; throws (chDB's error) when another process holds the dir. */
   constructor(path: string) {
     this.path = path
     this.#main = openChdb(path)
   }
 
-  ping(params: Parameters<Conn['ping']>[0]): ReturnType<Conn['ping']> {
-    return this.#main.ping(params)
+  get closed(): boolean {
+    return this.#closed
   }
 
-  query(params: Parameters<Conn['query']>[0]): ReturnType<Conn['query']> {
-    return this.#run(params, (c) => c.query(params))
+  /** Runs `op` on the long-lived session. */
+  shared<T>(op: (s: ChdbSession) => Promise<T>): Promise<T> {
+    return this.#track(() => op(this.#main))
   }
 
-  insert(params: Parameters<Conn['insert']>[0]): ReturnType<Conn['insert']> {
-    return this.#run(params, (c) => c.insert(params))
+  /**
+   * Runs `op` on a session of its own, closed when `op` settles. query/exec results are
+   * materialized buffers, so closing right after is safe.
+   */
+  scoped<T>(op: (s: ChdbSession) => Promise<T>): Promise<T> {
+    return this.#track(async () => {
+      const session = openChdb(this.path)
+      try {
+        return await op(session)
+      } finally {
+        await session.close()
+      }
+    })
   }
 
-  command(params: Parameters<Conn['command']>[0]): ReturnType<Conn['command']> {
-    return this.#run(params, (c) => c.command(params))
-  }
-
-  exec(params: Parameters<Conn['exec']>[0]): ReturnType<Conn['exec']> {
-    return this.#run(params, (c) => c.exec(params))
-  }
-
-  /** Waits for calls in flight (a consumer's last insert during shutdown), then closes. */
+  /** Waits for calls in flight (a consumer's last insert during shutdown), then releases the dir. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -66,23 +76,56 @@ export class ScopedSettingsChdbConnection implements Conn {
     await this.#main.close()
   }
 
-  #run<T>(params: Settings, op: (c: Conn) => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new Error('ChdbConnection is closed'))
-    const p = hasSettings(params) ? this.#scoped(op) : op(this.#main)
+  #track<T>(run: () => Promise<T>): Promise<T> {
+    // src/clickhouse/errors.ts reads this text as transient (the process is shutting down)
+    if (this.#closed) return Promise.reject(new Error(`ChdbConnection is closed (${this.path})`))
+    const p = run()
     this.#inflight.add(p)
     const forget = (): void => { this.#inflight.delete(p) }
     p.then(forget, forget)
     return p
   }
+}
 
-  async #scoped<T>(op: (c: Conn) => Promise<T>): Promise<T> {
-    const session = openChdb(this.path)
-    try {
-      // query/exec results are already materialized buffers, so closing right after is safe
-      return await op(session)
-    } finally {
-      await session.close()
-    }
+/** The embedded client's connection: calls with settings get a session of their own. */
+export class ScopedSettingsChdbConnection implements ChdbSession {
+  readonly connectionName = 'chdb'
+  readonly #sessions: ChdbSessions
+
+  constructor(path: string) {
+    this.#sessions = new ChdbSessions(path)
+  }
+
+  get path(): string {
+    return this.#sessions.path
+  }
+
+  ping(params: Parameters<ChdbSession['ping']>[0]): ReturnType<ChdbSession['ping']> {
+    return this.#sessions.shared((s) => s.ping(params))
+  }
+
+  query(params: Parameters<ChdbSession['query']>[0]): ReturnType<ChdbSession['query']> {
+    return this.#run(params, (c) => c.query(params))
+  }
+
+  insert(params: Parameters<ChdbSession['insert']>[0]): ReturnType<ChdbSession['insert']> {
+    return this.#run(params, (c) => c.insert(params))
+  }
+
+  command(params: Parameters<ChdbSession['command']>[0]): ReturnType<ChdbSession['command']> {
+    return this.#run(params, (c) => c.command(params))
+  }
+
+  exec(params: Parameters<ChdbSession['exec']>[0]): ReturnType<ChdbSession['exec']> {
+    return this.#run(params, (c) => c.exec(params))
+  }
+
+  close(): Promise<void> {
+    return this.#sessions.close()
+  }
+
+  #run<T>(params: Settings, op: (c: ChdbSession) => Promise<T>): Promise<T> {
+    return hasSettings(params) ? this.#sessions.scoped(op) : this.#sessions.shared(op)
   }
 }
 

@@ -1,22 +1,29 @@
 /**
- * The ClickHouse gateway (src/clickhouse/http-gateway.ts): enough of ClickHouse's HTTP interface
+ * The ClickHouse gateway (tools/clickhouse-gateway/gateway.ts): enough of ClickHouse's HTTP interface
  * for @clickhouse/client, served from one chDB data dir.
  *
  * - `cdp clickhouse-gateway` as its own process, with the scenarios every ClickHouse backend must
- *   pass (server.test.ts, run against it through CLICKHOUSE_URL); its data dir is its own while
- *   it runs; after SIGTERM it is unreachable, which the service sees as clickhouse_unavailable.
+ *   pass (server.test.ts, run against it through CLICKHOUSE_URL and CLICKHOUSE_PASSWORD); its
+ *   token is in a 0600 file; its data dir is its own while it runs; after SIGTERM it is
+ *   unreachable, which the service sees as clickhouse_unavailable.
+ * - Who gets in: only requests with the start-up token, never one with an Origin header or a
+ *   Host other than the gateway's address.
  * - The protocol on the wire: /ping, GET read-only, POST with the query in the URL or the body,
  *   FORMAT and default_format, headers, errors as `Code: N. DB::Exception` with the exception
  *   code header, one statement per request.
  * - Through clickhouse-js: errors become ClickHouseError with code and type, settings and
  *   `database` stay with their request, compressed inserts, multipart parameters.
+ * - What standard clients send by default (clickhouse-connect, @clickhouse/client): session ids,
+ *   compression, binary insert formats, X-ClickHouse-Summary for inserts.
  * - Query parameters arrive as text and are bound by the engine: any string, in a String, an
  *   Array, a Map or a Tuple, comes back as it was sent (property test), and none becomes SQL.
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
+import { readFileSync, statSync, existsSync } from 'node:fs'
+import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { deflateSync, gzipSync } from 'node:zlib'
 import fc from 'fast-check'
 import { createClient, TupleParam, type ClickHouseClient } from '@clickhouse/client'
 import { processEnv } from '../../src/config/index.js'
@@ -24,7 +31,7 @@ import { isCdpError } from '../../src/errors.js'
 import { createClickHouse, pingClickHouse } from '../../src/clickhouse/client.js'
 import { isClickHouseUnavailable } from '../../src/clickhouse/errors.js'
 import { createWriter } from '../../src/clickhouse/writer.js'
-import { startClickHouseGateway, type ClickHouseGateway } from '../../src/clickhouse/http-gateway.js'
+import { startClickHouseGateway, type ClickHouseGateway } from '../../tools/clickhouse-gateway/gateway.js'
 import { tempDir, uniq, type TestContext } from '../helpers/config.js'
 import { ROOT, runCdp, waitFor } from '../helpers/process.js'
 import { scenarios } from './fixtures/scenarios.js'
@@ -34,7 +41,7 @@ import { eventRow } from './fixtures/harness.js'
 async function gateway(t: TestContext): Promise<{ gw: ClickHouseGateway; client: ClickHouseClient; db: string }> {
   const gw = await startClickHouseGateway({ path: join(tempDir(t), 'chdb'), port: 0 })
   t.teardown(() => gw.close())
-  const client = createClient({ url: gw.url, log: { level: 127 as never } })
+  const client = createClient({ url: gw.url, password: gw.token, log: { level: 127 as never } })
   t.teardown(() => client.close())
   const db = uniq('gw')
   await client.command({ query: `CREATE DATABASE ${db}` })
@@ -44,18 +51,43 @@ async function gateway(t: TestContext): Promise<{ gw: ClickHouseGateway; client:
 
 const rejection = (p: Promise<unknown>): Promise<unknown> => p.then(() => undefined, (e: unknown) => e)
 
+/** the Authorization header @clickhouse/client sends for `{ username, password }` */
+const basic = (password: string, user = 'default'): Record<string, string> =>
+  ({ authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` })
+
+/** a request with exactly these headers (fetch would not let a test set Host) */
+function raw(url: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(`${url}${path}`, { method: body === undefined ? 'GET' : 'POST', headers, setHost: !('host' in headers) }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => { text += d })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text, headers: res.headers }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
 void t.test('`cdp clickhouse-gateway`: the shared ClickHouse scenarios pass through it; it holds its data dir; SIGTERM stops it', async (t) => {
   const dir = tempDir(t)
   const chdb = join(dir, 'chdb')
   const env = { LOG_LEVEL: '', CLICKHOUSE_URL: '' }
   const gw = runCdp(t, ['clickhouse-gateway', '--port', '0', '--path', chdb], { dir, config: { logLevel: 'warn' }, env })
-  const url = await waitFor('the gateway listening', async () => {
+  const [url, tokenFile] = await waitFor('the gateway listening', async () => {
     if (gw.child.exitCode !== null) throw new Error(`the gateway exited:\n${gw.output()}`)
-    return /listening on (http:\/\/127\.0\.0\.1:[0-9]+)/.exec(gw.output())?.[1]
+    const m = /listening on (http:\/\/127\.0\.0\.1:[0-9]+) with chDB at .*; token in (\S+) /.exec(gw.output())
+    return m === null ? undefined : [m[1]!, m[2]!] as const
   }, 60_000)
+  t.equal(tokenFile, `${chdb}.gateway-token`, 'the token file sits next to the data dir')
+  t.equal(statSync(tokenFile).mode & 0o777, 0o600, 'the token file is readable by its owner only')
+  const token = readFileSync(tokenFile, 'utf8').trim()
+  t.match(token, /^[A-Za-z0-9_-]{43}$/, '32 random bytes')
+  t.notMatch(gw.output(), token, 'the token itself is never printed')
 
   // server.test.ts runs the scenarios on the server that CLICKHOUSE_URL names
-  const childEnv: Record<string, string | undefined> = { ...processEnv(), CLICKHOUSE_URL: url }
+  const childEnv: Record<string, string | undefined> = { ...processEnv(), CLICKHOUSE_URL: url, CLICKHOUSE_PASSWORD: token }
   for (const k of Object.keys(childEnv)) if (k.startsWith('TAP')) delete childEnv[k]
   const run = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/clickhouse/server.test.ts')], { cwd: ROOT, env: childEnv })
   let tap = ''
@@ -71,10 +103,12 @@ void t.test('`cdp clickhouse-gateway`: the shared ClickHouse scenarios pass thro
   const second = runCdp(t, ['clickhouse-gateway', '--port', '0', '--path', chdb], { dir, config: { logLevel: 'warn' }, env })
   t.equal(await second.exited, 1, 'a second gateway on the same data dir refuses to start')
   t.match(second.output(), /clickhouse_unavailable.*cannot start the ClickHouse gateway/)
+  t.equal(readFileSync(tokenFile, 'utf8').trim(), token, '... and leaves the running one\'s token alone')
 
   gw.kill('SIGTERM')
   t.equal(await gw.exited, 0, 'SIGTERM: drains and exits 0')
-  const client = createClickHouse({ clickhouse: { url, username: undefined, password: undefined, chdbPath: chdb } })
+  t.notOk(existsSync(tokenFile), 'and removes its token file')
+  const client = createClickHouse({ clickhouse: { url, username: undefined, password: token, chdbPath: chdb } })
   t.teardown(() => client.close())
   const ping = await pingClickHouse(client, { timeoutMs: 3000 })
   t.ok(!ping.ok && ping.error.code === 'clickhouse_unavailable', 'a stopped gateway pings as clickhouse_unavailable')
@@ -84,8 +118,8 @@ void t.test('`cdp clickhouse-gateway`: the shared ClickHouse scenarios pass thro
 
 void t.test('the wire: ping, GET read-only, query in URL or body, formats, headers, errors', async (t) => {
   const { gw, db } = await gateway(t)
-  const get = (path: string) => fetch(`${gw.url}${path}`)
-  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) => fetch(`${gw.url}${path}`, { method: 'POST', body, headers })
+  const get = (path: string) => fetch(`${gw.url}${path}`, { headers: basic(gw.token) })
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) => fetch(`${gw.url}${path}`, { method: 'POST', body, headers: { ...basic(gw.token), ...headers } })
 
   const ping = await get('/ping')
   t.equal(ping.status, 200)
@@ -131,7 +165,6 @@ void t.test('the wire: ping, GET read-only, query in URL or body, formats, heade
   t.equal(missing.headers.get('x-clickhouse-exception-code'), '60')
   t.equal((await post('/', '')).status, 400, 'an empty query')
   t.equal((await get('/elsewhere')).status, 404)
-  t.equal((await post('/?session_id=s1', 'SELECT 1')).status, 501, 'sessions are refused, not ignored')
   t.equal(Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text()), 4, 'the table survived')
 })
 
@@ -160,17 +193,17 @@ void t.test('through clickhouse-js: errors, per-request settings and database, c
     : client.query({ query: 'SELECT 1', clickhouse_settings: { readonly: '1' } }).then((r) => r.text())))
   t.equal(await count(), 12, 'concurrent requests keep their own settings')
 
-  const scoped = createClient({ url: gw.url, database: db })
+  const scoped = createClient({ url: gw.url, password: gw.token, database: db })
   t.teardown(() => scoped.close())
   t.equal(Number((await (await scoped.query({ query: 'SELECT count() AS c FROM t', format: 'JSONEachRow' })).json<{ c: string }>())[0]?.c), 12, '`database` names the default database of the request')
   t.equal(isClickHouseUnavailable(await rejection(client.query({ query: 'SELECT count() FROM t' }))), false, '... of that request only')
 
-  const gzip = createClient({ url: gw.url, compression: { request: true, response: true } })
+  const gzip = createClient({ url: gw.url, password: gw.token, compression: { request: true, response: true } })
   t.teardown(() => gzip.close())
   await gzip.insert({ table: `${db}.t`, values: [{ k: 'gz', n: 1 }], format: 'JSONEachRow' })
   t.same(await (await gzip.query({ query: `SELECT n FROM ${db}.t WHERE k = 'gz'`, format: 'JSONEachRow' })).json(), [{ n: 1 }], 'gzip request bodies; uncompressed answers')
 
-  const multipart = createClient({ url: gw.url, use_multipart_params: true })
+  const multipart = createClient({ url: gw.url, password: gw.token, use_multipart_params: true })
   t.teardown(() => multipart.close())
   const keys = Array.from({ length: 3000 }, (_, i) => `key-${i}-${'x'.repeat(20)}`)
   const r = await multipart.query({ query: `SELECT count() AS c FROM ${db}.t WHERE k IN {keys:Array(String)} OR k = {one:String}`, query_params: { keys, one: 'gz' }, format: 'JSONEachRow' })
@@ -179,7 +212,7 @@ void t.test('through clickhouse-js: errors, per-request settings and database, c
 
 void t.test('query parameters: any string comes back as sent, in any shape, and never becomes SQL', async (t) => {
   const { gw, client, db } = await gateway(t)
-  const multipart = createClient({ url: gw.url, use_multipart_params: true })
+  const multipart = createClient({ url: gw.url, password: gw.token, use_multipart_params: true })
   t.teardown(() => multipart.close())
   const sql = `SELECT {s:String} AS s, {a:Array(String)} AS a, {m:Map(String, String)} AS m,
     {tp:Tuple(String, Array(String))} AS tp, {n:Nullable(String)} AS n, {lc:LowCardinality(String)} AS lc`
@@ -208,4 +241,114 @@ void t.test('query parameters: any string comes back as sent, in any shape, and 
     query_params: { k: `x' OR 1 = 1 --`, ks: [`x') OR (1 = 1`, `'] OR 1 = 1 OR k IN ['`] } })
   t.same(await injected.json(), [{ c: 0 }], 'quotes in values stay values')
   t.equal(Number(await (await client.query({ query: `SELECT count() FROM ${db}.t`, format: 'TabSeparated' })).text()), 1)
+})
+
+void t.test('who gets in: the start-up token, from the gateway\'s own address, never from a web page', async (t) => {
+  const { gw, db } = await gateway(t)
+  const select = `/?query=${encodeURIComponent(`SELECT count() FROM ${db}.t`)}`
+  const insert = `/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`
+  const rows = async () => Number((await raw(gw.url, select, basic(gw.token))).text)
+
+  const none = await raw(gw.url, select, {})
+  t.equal(none.status, 401, 'no token: 401')
+  t.equal(none.headers['x-clickhouse-exception-code'], '194')
+  t.match(none.text, /^Code: 194\. DB::Exception: .*token.*\(REQUIRED_PASSWORD\)\n$/)
+  const noneInsert = await raw(gw.url, insert, {}, '{"k":"a","n":1}\n')
+  t.equal(noneInsert.status, 401, 'no token: an insert is refused too')
+  const wrong = await raw(gw.url, insert, basic(`${gw.token}x`), '{"k":"b","n":2}\n')
+  t.equal(wrong.status, 401, 'a wrong token: 401')
+  t.match(wrong.text, /^Code: 516\. DB::Exception: Authentication failed.*\(AUTHENTICATION_FAILED\)\n$/)
+  t.notMatch(wrong.text, gw.token, 'the answer does not echo the token')
+  t.equal((await raw(gw.url, select, basic(''))).status, 401, 'a user without a password: 401')
+  t.equal(await rows(), 0, 'nothing was written by the refused inserts')
+
+  const origin = await raw(gw.url, insert, { ...basic(gw.token), origin: 'https://evil.example' }, '{"k":"c","n":3}\n')
+  t.equal(origin.status, 403, 'an Origin header: 403, even with the right token')
+  t.match(origin.text, /^Code: 497\. DB::Exception: .*Origin.*\(ACCESS_DENIED\)\n$/)
+  const rebound = await raw(gw.url, insert, { ...basic(gw.token), host: `evil.example:${gw.port}` }, '{"k":"d","n":4}\n')
+  t.equal(rebound.status, 403, 'a foreign Host (DNS rebinding): 403, even with the right token')
+  t.match(rebound.text, /Host "evil\.example:[0-9]+" is not the gateway's address.*\(ACCESS_DENIED\)/)
+  t.equal((await raw(gw.url, '/ping', { host: 'evil.example' })).status, 403, '... also for /ping')
+  t.equal((await raw(gw.url, '/ping', { origin: 'null' })).status, 403, 'an opaque Origin is an Origin')
+  t.equal(await rows(), 0, 'nothing was written by the refused inserts')
+
+  t.equal((await raw(gw.url, '/ping', {})).text, 'Ok.\n', '/ping needs no token, as on a server')
+  t.equal((await raw(gw.url, insert, basic(gw.token, 'anyone'), '{"k":"e","n":5}\n')).status, 200, 'the right token as the basic-auth password, any user')
+  t.equal((await raw(gw.url, insert, { 'x-clickhouse-user': 'u', 'x-clickhouse-key': gw.token }, '{"k":"f","n":6}\n')).status, 200, 'as X-ClickHouse-Key')
+  t.equal((await raw(gw.url, insert, { authorization: `Bearer ${gw.token}` }, '{"k":"g","n":7}\n')).status, 200, 'as a bearer token')
+  t.equal((await raw(gw.url, `${insert}&password=${gw.token}`, {}, '{"k":"h","n":8}\n')).status, 200, 'as the password URL parameter')
+  t.equal((await raw(gw.url, select, { ...basic(gw.token), host: `localhost:${gw.port}` })).status, 200, 'Host localhost:<port> is the gateway too')
+  t.equal(await rows(), 4, 'the four accepted inserts, nothing else')
+
+  const anonymous = createClient({ url: gw.url, log: { level: 127 as never } })
+  t.teardown(() => anonymous.close())
+  const e1 = await rejection(anonymous.query({ query: 'SELECT 1' })) as { type?: string }
+  t.equal(e1?.type, 'REQUIRED_PASSWORD', '@clickhouse/client without a password gets a ClickHouseError')
+  const guessing = createClient({ url: gw.url, password: 'not-the-token', log: { level: 127 as never } })
+  t.teardown(() => guessing.close())
+  const e2 = await rejection(guessing.query({ query: 'SELECT 1' })) as { type?: string }
+  t.equal(e2?.type, 'AUTHENTICATION_FAILED', '... and with a wrong one')
+  const service = createClickHouse({ clickhouse: { url: gw.url, username: undefined, password: undefined, chdbPath: '' } })
+  t.teardown(() => service.close())
+  t.notOk((await pingClickHouse(service, { timeoutMs: 3000 })).ok, 'the service without CLICKHOUSE_PASSWORD does not pass its ping')
+})
+
+void t.test('what standard clients send by default: session ids, compression, binary formats, the insert summary', async (t) => {
+  const { gw, client, db } = await gateway(t)
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}${path}`, { method: 'POST', body, headers: { ...basic(gw.token), ...headers } })
+  const insert = `/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`
+  const count = async () => Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text())
+
+  // clickhouse-connect sends a session id with every request unless told not to
+  const inSession = await post('/?session_id=s1&session_timeout=60', 'SELECT 1')
+  t.equal(inSession.status, 200, 'a request in a session is answered')
+  t.equal(await inSession.text(), '1\n')
+  const set = await post('/?session_id=s1', 'SET max_threads = 1')
+  t.equal(set.status, 501, 'SET in a session, which the gateway would forget: refused')
+  t.match(await set.text(), /SET in session s1: the gateway .* keeps nothing between requests.*\(NOT_IMPLEMENTED\)/)
+  t.equal((await post('/?session_id=s1', 'CREATE TEMPORARY TABLE tmp (x UInt8)')).status, 501, 'so is a temporary table')
+  const check = await post('/?session_id=s1&session_check=1', 'SELECT 1')
+  t.equal(check.status, 404, 'session_check=1: the session does not exist')
+  t.equal(check.headers.get('x-clickhouse-exception-code'), '372')
+  const sessionClient = createClient({ url: gw.url, password: gw.token, session_id: 'js-session' })
+  t.teardown(() => sessionClient.close())
+  t.same(await (await sessionClient.query({ query: 'SELECT 2 AS two', format: 'JSONEachRow' })).json(), [{ two: 2 }], '@clickhouse/client with a session_id')
+
+  // compression: gzip, deflate and br work; the others are refused naming gzip
+  const native = await post(`/?compress=1&query=${encodeURIComponent('SELECT 1')}`, '')
+  t.equal(native.status, 501, 'compress=1 (ClickHouse\'s LZ4 blocks): refused')
+  t.match(await native.text(), /use HTTP compression with gzip instead.*compress='gzip'/)
+  const lz4 = await post(insert, Buffer.from([0x04, 0x22, 0x4d, 0x18]), { 'content-encoding': 'lz4' })
+  t.equal(lz4.status, 501, 'Content-Encoding lz4 (clickhouse-connect\'s default for inserts): refused')
+  t.match(await lz4.text(), /Content-Encoding lz4 is not supported by the gateway; use gzip/)
+  t.equal((await post(insert, deflateSync('{"k":"df","n":1}\n'), { 'content-encoding': 'deflate' })).status, 200, 'deflate works')
+  t.equal(await count(), 1)
+
+  // binary insert formats: refused before anything is written, never inserted as mangled text
+  const rowBinary = Buffer.concat([Buffer.from([2]), Buffer.from('ok'), Buffer.from([7, 0, 0, 0])])
+  const nat = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT RowBinary`)}`, rowBinary)
+  t.equal(nat.status, 501, 'RowBinary: refused')
+  t.match(await nat.text(), /insert format RowBinary is binary.*use a text format/)
+  t.equal((await post('/', Buffer.concat([Buffer.from(`INSERT INTO ${db}.t FORMAT Native\n`), Buffer.from([1, 1, 1, 107, 6, 83, 116, 114, 105, 110, 103, 1, 0xff])]))).status, 501, 'Native in the body: refused')
+  const latin1 = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT TabSeparated`)}`, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x09, 0x31, 0x0a]))
+  t.equal(latin1.status, 501, 'a text body that is not UTF-8: refused rather than altered')
+  t.match(await latin1.text(), /not valid UTF-8/)
+  t.equal(await count(), 1, 'nothing written by the refused inserts')
+
+  // X-ClickHouse-Summary: an insert reports the rows it wrote
+  const three = await client.insert({ table: `${db}.t`, values: [{ k: 'a', n: 1 }, { k: 'b', n: 2 }, { k: 'c', n: 3 }], format: 'JSONEachRow' })
+  t.equal(three.summary?.written_rows, '3', '@clickhouse/client reads written_rows = 3 for three rows')
+  const two = await post(insert, '{"k":"d","n":4}\n{"k":"e","n":5}\n')
+  const summary = JSON.parse(two.headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(summary.written_rows, '2', 'the header on the wire: written_rows = 2')
+  const select = JSON.parse((await post('/', `SELECT * FROM ${db}.t`)).headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(select.written_rows ?? '0', '0', 'a SELECT wrote nothing')
+  t.equal(select.result_rows ?? select.read_rows, '6', 'and read the six rows')
+  const fromSelect = await post('/', `INSERT INTO ${db}.t SELECT toString(number), number FROM numbers(5)`)
+  const unknown = JSON.parse(fromSelect.headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
+  t.equal(unknown.written_rows, undefined, 'INSERT ... SELECT: no written_rows rather than a wrong one (chDB does not count them)')
+  t.equal(await count(), 11)
+  const asked = await client.insert({ table: `${db}.t`, values: [{ k: 'x', n: 1 }], format: 'JSONEachRow', clickhouse_settings: { async_insert: 0 } })
+  t.equal(asked.summary?.written_rows, '1', 'async_insert = 0 asked for explicitly: the same')
 })

@@ -24,7 +24,7 @@ import type { Config } from '../../src/config/index.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { createClickHouse } from '../../src/clickhouse/client.js'
-import { startClickHouseGateway, type ExecutedStatement } from '../../src/clickhouse/http-gateway.js'
+import { startClickHouseGateway, type ExecutedStatement } from '../../tools/clickhouse-gateway/gateway.js'
 import { sendPurchases, startApi, type TestApi } from '../helpers/api.js'
 import { runCdp, waitFor, type CdpProcess } from '../helpers/process.js'
 import { tempDir, type TestContext } from '../helpers/config.js'
@@ -35,7 +35,7 @@ const SLICE = 200
 /** the child takes its names from its config file, not from this shell's environment */
 const CLEAR_ENV = {
   KAFKA_TOPIC: '', KAFKA_DLQ_TOPIC: '', KAFKA_CONSUMER_GROUP: '', KAFKA_PARTITIONS: '',
-  CLICKHOUSE_URL: '', CLICKHOUSE_DATABASE: '', REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '',
+  CLICKHOUSE_URL: '', CLICKHOUSE_USER: '', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: '', REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '',
 }
 
 async function sendEvents(api: TestApi, n: number): Promise<Map<string, string>> {
@@ -168,8 +168,8 @@ void t.test('ClickHouse over HTTP: SIGKILL after an insert executed and before t
   const dir = tempDir(t)
   const gw = await startClickHouseGateway({ path: join(dir, 'chdb'), port: 0, onExecuted })
   t.teardown(() => gw.close())
-  const r = await rig(t, { url: gw.url })
-  const server = { ...r.cfg.clickhouse, url: gw.url }
+  const r = await rig(t, { url: gw.url, password: gw.token })
+  const server = { ...r.cfg.clickhouse, url: gw.url, password: gw.token }
 
   // 1. the third events insert is written, then the consumer dies before its answer
   const a = r.start()

@@ -12,7 +12,7 @@
  *   leaves its batch when the heartbeat says so, instead of holding its partitions for the
  *   rebalance timeout and then writing next to their new owner.
  *
- * Each consumer names itself with its own ClickHouse user (the gateway reports it, not checks it)
+ * Each consumer names itself with its own ClickHouse user (the gateway reports it; only the token is checked)
  * and its own Kafka client id, so the test knows whose request it sees and who holds what.
  */
 import t, { type Test } from 'tap'
@@ -22,7 +22,7 @@ import type { Config } from '../../src/config/index.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { createClickHouse } from '../../src/clickhouse/client.js'
-import { startClickHouseGateway, type ExecutedStatement } from '../../src/clickhouse/http-gateway.js'
+import { startClickHouseGateway, type ExecutedStatement } from '../../tools/clickhouse-gateway/gateway.js'
 import { sendPurchases, startApi } from '../helpers/api.js'
 import { tempDir, testConfig, type TestContext } from '../helpers/config.js'
 import { runCdp, waitFor, type CdpProcess } from '../helpers/process.js'
@@ -61,14 +61,14 @@ async function rig(t: TestContext): Promise<Rig> {
   const hook: { fn: Hook | undefined } = { fn: undefined }
   const gw = await startClickHouseGateway({ path: join(tempDir(t), 'chdb'), port: 0, onExecuted: (s) => hook.fn?.(s) })
   t.teardown(() => gw.close())
-  const cfg = testConfig(t, { kafka: { partitions: 4 }, state: { backend: 'redis' }, clickhouse: { url: gw.url } })
+  const cfg = testConfig(t, { kafka: { partitions: 4 }, state: { backend: 'redis' }, clickhouse: { url: gw.url, password: gw.token } })
   t.teardown(() => deletePrefix(cfg.state.redisUrl, cfg.keys.prefix))
   const api = await startApi(t, {}, cfg)
   const key = await api.key('acme')
   const admin = createKafka(cfg, createLogger({ logLevel: 'silent' }), '-test-admin').admin()
   await admin.connect()
   t.teardown(() => admin.disconnect())
-  const ch = createClickHouse({ clickhouse: { ...cfg.clickhouse, url: gw.url } })
+  const ch = createClickHouse({ clickhouse: { ...cfg.clickhouse, url: gw.url, password: gw.token } })
   t.teardown(() => ch.close())
   const db = `\`${cfg.clickhouse.database}\``
   const q = async <T>(query: string): Promise<T[]> => (await ch.query({ query, format: 'JSONEachRow' })).json<T>()
@@ -93,7 +93,7 @@ async function rig(t: TestContext): Promise<Rig> {
           partitions: cfg.kafka.partitions, consumerGroup: cfg.kafka.consumerGroup, clientId: `cdp-${name}`,
         },
         schemaRegistry: { url: cfg.schemaRegistry.url },
-        clickhouse: { url: gw.url, username: name, database: cfg.clickhouse.database },
+        clickhouse: { url: gw.url, username: name, password: gw.token, database: cfg.clickhouse.database },
         state: { backend: 'redis', redisUrl: cfg.state.redisUrl },
         keys: { prefix: cfg.keys.prefix },
         consumer: { flushMaxRows: SLICE, sessionTimeoutMs: SESSION_TIMEOUT_MS },

@@ -11,7 +11,7 @@ import { startApi, readTopic } from '../helpers/api.js'
 import { ROOT } from '../helpers/process.js'
 
 const stack = (...args: string[]) => {
-  const r = spawnSync('bash', [join(ROOT, 'scripts/stack.sh'), ...args], { encoding: 'utf8' })
+  const r = spawnSync('bash', [join(ROOT, 'tools/stack/stack.sh'), ...args], { encoding: 'utf8' })
   if (r.status !== 0) throw new Error(`stack ${args.join(' ')} failed: ${r.stdout}${r.stderr}`)
 }
 

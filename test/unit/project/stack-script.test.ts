@@ -1,5 +1,5 @@
 /**
- * scripts/stack.sh failure modes, on a throw-away STACK_DIR and ports so the shared stack is
+ * tools/stack/stack.sh failure modes, on a throw-away STACK_DIR and ports so the shared stack is
  * untouched: a taken port is named, `down` never kills a process it did not start, and
  * `up` of a real service twice is harmless.
  */
@@ -12,7 +12,7 @@ import { tempDir } from '../../helpers/config.js'
 import { freePort, ROOT } from '../../helpers/process.js'
 
 const stack = (env: Record<string, string>, ...args: string[]) =>
-  spawnSync('bash', [join(ROOT, 'scripts/stack.sh'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 })
+  spawnSync('bash', [join(ROOT, 'tools/stack/stack.sh'), ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 })
 
 void t.test('a port held by another process stops `up` with a message naming it', async (t) => {
   const srv = createServer()

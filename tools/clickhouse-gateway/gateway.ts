@@ -6,8 +6,9 @@
  * consumer and an analyst's shell, a test and the service under test) cannot share one embedded
  * ClickHouse. Run `cdp clickhouse-gateway` once and point every process at it with
  * CLICKHOUSE_URL: they all take the server code path, as they would against a real ClickHouse.
- * It is a development and test adapter, bound to 127.0.0.1, without users or passwords;
- * production runs a ClickHouse server (see docs/CLICKHOUSE-GATEWAY.md).
+ * It is a development and test adapter, bound to 127.0.0.1, with one secret (a token generated
+ * at start-up, sent as the password) and no users; it refuses browsers and foreign Host names
+ * (access.ts). Production runs a ClickHouse server (see docs/CLICKHOUSE-GATEWAY.md).
  *
  * The protocol, as clickhouse-js uses it:
  *   GET  /ping                         -> 200 "Ok.\n"
@@ -25,12 +26,12 @@
  * chosen from the type and X-ClickHouse-Exception-Code, which clickhouse-js turns into a
  * ClickHouseError with `code` and `type`, as it does for a server.
  *
- * Isolation: every request runs on its own short-lived chDB session (chdb/connection's
- * createChdbConnection) on the data dir, closed when the request settles. A session keeps its
+ * Isolation: every request runs on its own short-lived chDB session (ChdbSessions.scoped from
+ * src/clickhouse/chdb-connection.ts) on the data dir, closed when the request settles. A session keeps its
  * settings and its current database (chdb-connection.ts measures how a setting such as
  * insert_deduplication_token or readonly leaks on a shared session), so one request's
- * settings and `database` never reach another. One more session stays open for the gateway's
- * lifetime to hold the data dir. A server also refuses several statements in one request;
+ * settings and `database` never reach another. ChdbSessions' long-lived session holds the data
+ * dir for the gateway's lifetime. A server also refuses several statements in one request;
  * so does the gateway (chDB would run them all).
  *
  * Query parameters: a server receives `param_x` as text in the declared type's escaped text
@@ -38,23 +39,23 @@
  * JS values and formats them itself (a string is TSV-escaped once more), so each value is first
  * turned into the JS string that chdb formats back into text of the same meaning; see paramValue.
  *
- * Not supported: sessions (session_id), ClickHouse's native compression (compress=1 /
- * decompress=1), binary insert formats (the body is read as UTF-8 text), external tables in
- * multipart requests, progress headers, authentication (the user name is only reported to the
- * onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
- * are not quoted in JSON output, and async_insert is on unless a request turns it off).
+ * Sessions: `session_id` is accepted (clickhouse-connect sends one by default) but nothing is kept
+ * between requests; SET, USE and temporary tables in a session are refused, session_check=1 is
+ * SESSION_NOT_FOUND. Not supported, refused with an error that names the way out: ClickHouse's
+ * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate
+ * and br; binary insert formats and bodies that are not UTF-8 (chdb's Connection passes insert
+ * data as text), external tables in multipart requests, progress headers, users (any user name
+ * is accepted; it is only reported to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
+ * are not quoted in JSON output), except async_insert, off unless a request turns it on.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
+import { isUtf8 } from 'node:buffer'
 import { Readable } from 'node:stream'
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
-import type { ClickHouseClientConfigOptions, DataFormat } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
-import { tokenize } from './sql.js'
-
-/** The Connection contract as @clickhouse/client declares it (see chdb-connection.ts for the casts). */
-type Conn = NonNullable<ClickHouseClientConfigOptions['connection']>
-type ExecParams = Parameters<Conn['exec']>[0]
+import { ChdbSessions, type ChdbExecParams, type ChdbExecResult } from '../../src/clickhouse/chdb-connection.js'
+import { tokenize } from '../../src/clickhouse/sql.js'
+import { checkOrigin, checkToken, newGatewayToken, type AccessRefusal } from './access.js'
 
 export interface ClickHouseGatewayOptions {
   /** chDB data dir; the gateway holds it for as long as it runs */
@@ -63,6 +64,11 @@ export interface ClickHouseGatewayOptions {
   port?: number
   /** largest request body accepted, after decompression (default 256 MiB) */
   maxBodyBytes?: number
+  /**
+   * the secret every statement must present as its password (see access.ts); default: a new
+   * random one, readable as `gateway.token`
+   */
+  token?: string
   log?: GatewayLog
   /**
    * Called after a statement ran and before its answer is sent. Tests use it to stop a client
@@ -74,7 +80,7 @@ export interface ClickHouseGatewayOptions {
 
 export interface ExecutedStatement {
   queryId: string
-  /** the user the request named (Basic auth, X-ClickHouse-User or `user`); not checked */
+  /** the user the request named (Basic auth, X-ClickHouse-User or `user`); only the token is checked */
   user: string
   /** first keyword, upper case: SELECT, INSERT, CREATE, ... */
   kind: string
@@ -92,6 +98,8 @@ export interface ClickHouseGateway {
   /** `http://127.0.0.1:<port>`, the CLICKHOUSE_URL for clients */
   readonly url: string
   readonly port: number
+  /** the password clients must send (CLICKHOUSE_PASSWORD) */
+  readonly token: string
   /** stops accepting requests, lets requests in flight finish, then releases the data dir */
   close(): Promise<void>
 }
@@ -115,6 +123,12 @@ function httpOnlySetting(name: string): boolean {
 
 const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
+/** how the two clients the project meets are told to compress with gzip */
+const GZIP_HINT = 'Content-Encoding: gzip; clickhouse-connect: get_client(..., compress=\'gzip\'); @clickhouse/client: compression: { request: true }'
+
+/** insert formats whose data is not text: chdb's Connection passes insert data as a UTF-8 string */
+const BINARY_FORMATS = /^(?:Native|RowBinary[A-Za-z]*|Parquet|Arrow|ArrowStream|ORC|Avro|AvroConfluent|Protobuf[A-Za-z]*|CapnProto|MsgPack|BSONEachRow|Npy|RawBLOB)$/i
+
 /** A failure the gateway itself detects, answered like the server's exception of that type. */
 class GatewayError extends Error {
   constructor(readonly code: number, readonly type: string, message: string) {
@@ -128,13 +142,18 @@ const err = {
   unknownSetting: (m: string) => new GatewayError(115, 'UNKNOWN_SETTING', m),
   notImplemented: (m: string) => new GatewayError(48, 'NOT_IMPLEMENTED', m),
   aborted: (m: string) => new GatewayError(236, 'ABORTED', m),
+  refused: (r: AccessRefusal) => new GatewayError(r.code, r.type, r.message),
 }
 
 export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Promise<ClickHouseGateway> {
-  const engine = new ChdbEngine(opts.path)
+  const token = opts.token ?? newGatewayToken()
+  if (token.length < 16) throw new Error('the ClickHouse gateway token must have at least 16 characters')
+  const engine = new ChdbSessions(opts.path)
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY
   const inflight = new Set<Promise<void>>()
   let closing = false
+  /** the bound port, known once listening; requests cannot arrive before */
+  let port = 0
 
   const server: Server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     const p = handle(req, res).catch((e: unknown) => {
@@ -153,6 +172,9 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     const queryId = url.searchParams.get('query_id') || randomUUID()
     res.setHeader('X-ClickHouse-Query-Id', queryId)
     res.setHeader('X-ClickHouse-Timezone', 'UTC')
+    // before anything else, so a refused request learns nothing but the refusal
+    const foreign = checkOrigin(req.headers, port)
+    if (foreign !== undefined) throw err.refused(foreign)
     if (closing) throw err.aborted('the ClickHouse gateway is shutting down')
     if (url.pathname === '/ping' && (req.method === 'GET' || req.method === 'HEAD')) {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8' })
@@ -168,6 +190,9 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
       throw err.badArguments(`HTTP method ${req.method ?? '?'} is not supported; use GET or POST`)
     }
 
+    // checked before the body is read: an unauthenticated request costs no more than its headers
+    const unauthenticated = checkToken(req.headers, url, token)
+    if (unauthenticated !== undefined) throw err.refused(unauthenticated)
     const request = await parseRequest(req, url, maxBody)
     if (request === undefined) {
       // GET / without a query: the server's liveness answer
@@ -177,12 +202,14 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     }
     const abort = new AbortController()
     res.on('close', () => { if (!res.writableEnded) abort.abort() })
-    const result = await engine.exec({
+    const result = await execute(engine, {
       query: request.sql,
       query_id: queryId,
       query_params: request.params,
-      // default_format becomes chdb's output format option, not a SET
-      clickhouse_settings: { ...request.settings, default_format: request.defaultFormat as DataFormat },
+      // default_format becomes chdb's output format option, not a SET. async_insert is off unless
+      // the request turns it on, as on a server (chDB's default is on): a client that did not ask
+      // for an asynchronous insert expects it written when answered, and counted in the summary
+      clickhouse_settings: { async_insert: '0', ...request.settings, default_format: request.defaultFormat } as Record<string, string> as ChdbExecParams['clickhouse_settings'],
       abort_signal: abort.signal,
       ...(request.data === undefined ? {} : { values: Readable.from([request.data]) }),
     }, request.database)
@@ -190,11 +217,16 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     const chunks: Buffer[] = []
     for await (const chunk of result.stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
     const body = Buffer.concat(chunks)
-    const summary = { ...result.summary }
-    if (request.kind === 'INSERT') {
-      // chDB reports an insert's rows as read rows (its own insert() does the same mapping)
+    const summary: Record<string, string | undefined> = { ...result.summary }
+    if (request.kind === 'INSERT' && request.data !== undefined) {
+      // chDB reports the rows of an insert's data as read rows (its own insert() maps them alike)
       summary.written_rows = summary.read_rows ?? '0'
       summary.written_bytes = summary.read_bytes ?? '0'
+    } else if (request.kind === 'INSERT') {
+      // INSERT ... SELECT: chDB counts nothing (measured: 0 for 5 rows written); no number is
+      // truer than a wrong one
+      delete summary.written_rows
+      delete summary.written_bytes
     }
     const format = request.kind === 'INSERT' ? request.defaultFormat : request.format ?? request.defaultFormat
     res.writeHead(200, {
@@ -210,12 +242,13 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     server.once('error', reject)
     server.listen(opts.port ?? 8123, HOST, () => { server.off('error', reject); resolve() })
   }).catch(async (e: unknown) => { await engine.close(); throw e })
-  const port = (server.address() as { port: number }).port
+  port = (server.address() as { port: number }).port
 
   let closed: Promise<void> | undefined
   return {
     url: `http://${HOST}:${port}`,
     port,
+    token,
     close: () => (closed ??= (async () => {
       closing = true
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
@@ -228,44 +261,16 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
   }
 }
 
-/** One data dir: a session held open for the lifetime, and one fresh session per request. */
-class ChdbEngine {
-  readonly #holder: Conn
-  readonly #inflight = new Set<Promise<unknown>>()
-  #closed = false
-
-  constructor(readonly path: string) {
-    this.#holder = open(path)
-  }
-
-  async exec(params: ExecParams, database: string | undefined): Promise<Awaited<ReturnType<Conn['exec']>>> {
-    if (this.#closed) throw err.aborted('the ClickHouse gateway is shutting down')
-    const session = open(this.path)
-    const run = (async () => {
-      try {
-        if (database !== undefined) await session.command({ query: `USE ${quoteIdentifier(database)}` })
-        // the result is a materialized buffer, so the session can close before it is read
-        return await session.exec(params)
-      } finally {
-        await session.close()
-      }
-    })()
-    this.#inflight.add(run)
-    const forget = (): void => { this.#inflight.delete(run) }
-    run.then(forget, forget)
-    return run
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await Promise.allSettled([...this.#inflight])
-    await this.#holder.close()
-  }
-}
-
-function open(path: string): Conn {
-  return createChdbConnection({ path }) as unknown as Conn
+/**
+ * Every request on a session of its own, so that its settings and `database` never reach
+ * another request; the long-lived session of ChdbSessions holds the data dir meanwhile.
+ */
+function execute(engine: ChdbSessions, params: ChdbExecParams, database: string | undefined): Promise<ChdbExecResult> {
+  if (engine.closed) return Promise.reject(err.aborted('the ClickHouse gateway is shutting down'))
+  return engine.scoped(async (session) => {
+    if (database !== undefined) await session.command({ query: `USE ${quoteIdentifier(database)}` })
+    return session.exec(params)
+  })
 }
 
 function userOf(req: IncomingMessage, url: URL): string {
@@ -297,9 +302,17 @@ interface ParsedRequest {
 async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Promise<ParsedRequest | undefined> {
   const search = url.searchParams
   for (const name of ['compress', 'decompress']) {
-    if (search.get(name) === '1') throw err.notImplemented(`${name}=1 (ClickHouse's native compression) is not supported by the gateway; use Content-Encoding`)
+    if (search.get(name) === '1') {
+      throw err.notImplemented(`${name}=1 (ClickHouse's native LZ4 block compression) is not supported by the gateway; ` +
+        `use HTTP compression with gzip instead (${GZIP_HINT})`)
+    }
   }
-  if (search.has('session_id')) throw err.notImplemented('sessions (session_id) are not supported by the gateway')
+  // clickhouse-connect sends a session id with every request unless told otherwise. Accepted, but
+  // the gateway keeps nothing between requests, so it says so where a client relies on a session.
+  const sessionId = search.get('session_id') || undefined
+  if (sessionId !== undefined && search.get('session_check') === '1') {
+    throw new GatewayError(372, 'SESSION_NOT_FOUND', `Session ${sessionId} not found: the gateway keeps no sessions`)
+  }
 
   const rawParams = new Map<string, string>()
   const settings: Record<string, string> = {}
@@ -354,6 +367,19 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
   }
 
   const shape = statementShape(sql)
+  if (sessionId !== undefined && (shape.kind === 'SET' || shape.kind === 'USE' || /^\s*CREATE\s+TEMPORARY\b/i.test(sql))) {
+    throw err.notImplemented(`${shape.kind} in session ${sessionId}: the gateway runs every request on its own and keeps nothing ` +
+      'between requests; pass settings with each query (URL parameters) and name the database in the statement or the database parameter')
+  }
+  if (shape.kind === 'INSERT' && shape.format !== undefined && BINARY_FORMATS.test(shape.format)) {
+    throw err.notImplemented(`insert format ${shape.format} is binary, and the gateway hands insert data to chDB as text; ` +
+      'use a text format (JSONEachRow, CSV, TabSeparated, Values)')
+  }
+  // decoding would replace invalid bytes with U+FFFD and insert something else than was sent
+  if (!isUtf8(body)) {
+    throw err.notImplemented('the request body is not valid UTF-8, and the gateway hands insert data to chDB as text; ' +
+      'send text formats in UTF-8')
+  }
   const types = placeholderTypes(sql)
   const params: Record<string, unknown> = {}
   for (const [name, raw] of rawParams) params[name] = paramValue(raw, types.get(name))
@@ -485,7 +511,7 @@ async function readBody(req: IncomingMessage, maxBody: number): Promise<Buffer> 
     if (encoding === 'gzip' || encoding === 'x-gzip') out = gunzipSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'deflate') out = inflateSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'br') out = brotliDecompressSync(raw, { maxOutputLength: maxBody })
-    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway (gzip, deflate, br are)`)
+    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway; use gzip (${GZIP_HINT}), or deflate or br`)
   } catch (e) {
     if (e instanceof GatewayError) throw e
     throw err.badArguments(`cannot decompress the ${encoding} request body: ${(e as Error).message}`)
@@ -531,7 +557,9 @@ function contentType(format: string): string {
 
 /** The HTTP status a server answers an exception type with (the common ones; else 500). */
 function statusFor(type: string): number {
+  if (type === 'AUTHENTICATION_FAILED' || type === 'REQUIRED_PASSWORD') return 401
   if (type === 'READONLY' || type === 'ACCESS_DENIED') return 403
+  if (type === 'SESSION_NOT_FOUND') return 404
   if (/^UNKNOWN_(TABLE|DATABASE|IDENTIFIER|FUNCTION|TYPE|FORMAT|STORAGE|AGGREGATE_FUNCTION)$/.test(type)) return 404
   if (type === 'NOT_IMPLEMENTED') return 501
   if (type === 'ABORTED') return 503
@@ -565,7 +593,9 @@ function describe(e: unknown): { code: number; type: string; text: string } {
 function sendError(res: ServerResponse, e: unknown): void {
   const { code, type, text } = describe(e)
   const body = Buffer.from(`${text.replace(/\s+$/, '')}\n`, 'utf8')
-  res.writeHead(statusFor(type), {
+  const status = statusFor(type)
+  res.writeHead(status, {
+    ...(status === 401 ? { 'WWW-Authenticate': 'Basic realm="ClickHouse gateway", charset="UTF-8"' } : {}),
     'Content-Type': 'text/plain; charset=UTF-8',
     'Content-Length': body.length,
     'X-ClickHouse-Exception-Code': String(code),
