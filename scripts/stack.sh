@@ -24,7 +24,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
-mkdir -p "$STACK_DIR"
+mkdir -p -m 0700 "$STACK_DIR" && chmod 0700 "$STACK_DIR"   # logs and state of the stack are the owner's alone
 STACK_DIR=$(cd "$STACK_DIR" && pwd)
 STACK_CACHE=${STACK_CACHE:-$STACK_DIR/cache}
 
