@@ -53,6 +53,23 @@ const errorResponses = {
   503: { description: 'Kafka, schema registry or state store unavailable, or the service is shutting down; retry with the same externalEventId after Retry-After', ...errorBody },
 }
 
+/** the items of a well-formed batch body; throws the 422 otherwise */
+function batchItems(raw: unknown, maxItems: number): unknown[] {
+  const body = raw as { items?: unknown } | null
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || !Array.isArray(body.items)) {
+    throw new CdpError('validation_failed', 'body must be {"items":[...]}', { details: [{ pointer: '/items', code: 'required', message: 'items must be an array of events' }] })
+  }
+  const extra = Object.keys(body).filter((k) => k !== 'items')
+  if (extra.length > 0) {
+    throw new CdpError('validation_failed', `unknown field ${extra.join(', ')}`, { details: extra.map((k) => ({ pointer: `/${k}`, code: 'unknown_field', message: `${k} is not a known field` })) })
+  }
+  const items = body.items
+  if (items.length === 0 || items.length > maxItems) {
+    throw new CdpError('validation_failed', `items must hold 1 to ${maxItems} events`, { details: [{ pointer: '/items', code: items.length === 0 ? 'too_short' : 'too_long', message: `items must hold 1 to ${maxItems} events, got ${items.length}` }] })
+  }
+  return items
+}
+
 export interface EventRoutesOptions {
   config: Readonly<Config>
   ingest: IngestService
@@ -92,11 +109,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
 
   app.post('/v1/cdp/events/batch', {
     onRequest: requireKey(opts.keys, 'events:batch'),
-    // a batch costs one per item, whatever becomes of the items
-    preHandler: chargeItems(opts.limiter, (request) => {
-      const items = (request.body as { items?: unknown } | null)?.items
-      return Array.isArray(items) ? items.length : 1
-    }),
+    // the shape first (a malformed batch is not charged), then one per item whatever becomes of them
+    preHandler: [async (request) => { batchItems(request.body, config.http.maxBatchItems) }, chargeItems(opts.limiter, (request) => batchItems(request.body, config.http.maxBatchItems).length)],
     bodyLimit: config.http.batchBodyLimitBytes,
     schema: {
       summary: 'Accept many customer events; each item is judged on its own',
@@ -119,18 +133,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     },
   }, async (request) => {
     const key = request.apiKey!
-    const body = request.body as { items?: unknown } | null
-    if (body === null || typeof body !== 'object' || Array.isArray(body) || !Array.isArray(body.items)) {
-      throw new CdpError('validation_failed', 'body must be {"items":[...]}', { details: [{ pointer: '/items', code: 'required', message: 'items must be an array of events' }] })
-    }
-    const extra = Object.keys(body).filter((k) => k !== 'items')
-    if (extra.length > 0) {
-      throw new CdpError('validation_failed', `unknown field ${extra.join(', ')}`, { details: extra.map((k) => ({ pointer: `/${k}`, code: 'unknown_field', message: `${k} is not a known field` })) })
-    }
-    const items = body.items
-    if (items.length === 0 || items.length > config.http.maxBatchItems) {
-      throw new CdpError('validation_failed', `items must hold 1 to ${config.http.maxBatchItems} events`, { details: [{ pointer: '/items', code: items.length === 0 ? 'too_short' : 'too_long', message: `items must hold 1 to ${config.http.maxBatchItems} events, got ${items.length}` }] })
-    }
+    const items = batchItems(request.body, config.http.maxBatchItems)
     const results: ItemResult[] = new Array(items.length)
     const passed: number[] = []
     items.forEach((item, i) => {
