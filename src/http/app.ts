@@ -86,7 +86,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   const parseJson = app.getDefaultJsonParser('error', 'error')
   app.removeContentTypeParser('application/json')
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    parseJson(request, body as string, (err: Error | null, value?: unknown) => {
+    void parseJson(request, body as string, (err: Error | null, value?: unknown) => {
       if (err !== null) { done(err, undefined); return }
       const inexact = findInexactNumbers(body as string)
       if (inexact.length > 0) request.inexactNumbers = inexact
