@@ -276,7 +276,7 @@ function defaults(env: Env): Config {
       maxEventBytes: 32 * 1024,
       rateLimitMax: 60_000,
       rateLimitWindowMs: 60_000,
-      tenantRateLimitMax: 300_000,
+      tenantRateLimitMax: 600_000,
       failureLimitMax: 100,
       failureLimitWindowMs: 60_000,
       requestTimeoutMs: 30_000,
