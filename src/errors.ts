@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   state_store_unavailable: { status: 503, retriable: true },
   clickhouse_unavailable: { status: 503, retriable: true },
   timeout: { status: 503, retriable: true },
+  /** the process is draining (SIGTERM); another instance, or this one restarted, will answer */
+  shutting_down: { status: 503, retriable: true },
   internal_error: { status: 500, retriable: true },
   // start-up and configuration problems
   config_invalid: { status: 500, retriable: false },

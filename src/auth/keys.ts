@@ -72,11 +72,20 @@ export type AuthOutcome =
 /**
  * Verifies bearer keys with a short positive cache, so a hot path does not hit Redis per
  * request. Revocation and expiry therefore take effect within `cacheMs` (default 1 s).
+ * Unknown key ids are remembered for `negativeCacheMs` (default 5 s), so a flood of random
+ * well-formed keys costs one store read per id, not one per request. Ids are random, so the
+ * only key this delays is one created within those seconds after someone guessed its id.
  */
 export class KeyVerifier {
   private readonly cache = new Map<string, { rec: ApiKeyRecord; until: number }>()
+  private readonly unknown = new Map<string, number>()
 
-  constructor(private readonly store: KeyStore, private readonly cacheMs = 1000, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly store: KeyStore,
+    private readonly cacheMs = 1000,
+    private readonly now: () => number = Date.now,
+    private readonly negativeCacheMs = 5000,
+  ) {}
 
   async verify(header: string | undefined): Promise<AuthOutcome> {
     if (header === undefined || header === '') return { ok: false, reason: 'missing' }
@@ -87,11 +96,14 @@ export class KeyVerifier {
     const t = this.now()
     const cached = this.cache.get(parsed.id)
     let rec = cached !== undefined && cached.until > t ? cached.rec : undefined
-    if (rec === undefined) {
+    if (rec === undefined && !((this.unknown.get(parsed.id) ?? 0) > t)) {
       rec = await this.store.getKey(parsed.id)
       if (rec !== undefined) {
         if (this.cache.size > 10_000) this.cache.clear()
         this.cache.set(parsed.id, { rec, until: t + this.cacheMs })
+      } else if (this.negativeCacheMs > 0) {
+        if (this.unknown.size > 100_000) this.unknown.clear()
+        this.unknown.set(parsed.id, t + this.negativeCacheMs)
       }
     }
     const given = Buffer.from(hashSecret(parsed.secret), 'hex')

@@ -47,7 +47,7 @@ export function createClickHouse(config: ClickHouseClientConfig, opts: CreateCli
   }
   let connection: ScopedSettingsChdbConnection
   try {
-    mkdirSync(ch.chdbPath, { recursive: true })
+    mkdirSync(ch.chdbPath, { recursive: true, mode: 0o700 })
     connection = new ScopedSettingsChdbConnection(ch.chdbPath)
   } catch (err) {
     const mapped = mapClickHouseError(err, `opening chDB at ${ch.chdbPath}`)

@@ -24,12 +24,28 @@ export interface Config {
     /** requests per key per window; 429 beyond */
     rateLimitMax: number
     rateLimitWindowMs: number
+    /** events per tenant per window, all of its keys together (a batch of N costs N); 429 beyond */
+    tenantRateLimitMax: number
+    /** failing requests (400/401/403/404/413/415) per client address per window before 429 */
+    failureLimitMax: number
+    failureLimitWindowMs: number
+    /** slow clients: whole request, headers, idle keep-alive and idle socket deadlines */
+    requestTimeoutMs: number
+    headersTimeoutMs: number
+    keepAliveTimeoutMs: number
+    connectionTimeoutMs: number
+    /** how often the background readiness probe runs; /readyz answers its last result */
+    readinessIntervalMs: number
+    /** unknown key ids are remembered this long, so a flood of random keys does not reach the key store */
+    keyNegativeCacheMs: number
   }
   validation: {
     /** how far in the future occurredAt may be (clock skew of senders) */
     maxFutureSkewMs: number
     maxStringLength: number
     maxIdLength: number
+    /** nesting depth allowed inside `properties` (objects and arrays) */
+    maxPropertiesDepth: number
   }
   kafka: {
     brokers: string[]
@@ -50,6 +66,9 @@ export interface Config {
     producerLanes: number
     consumerGroup: string
     connectionTimeoutMs: number
+    /** SASL authentication towards the brokers; unset: none */
+    sasl: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string } | undefined
+    tls: TlsConfig
   }
   schemaRegistry: {
     url: string
@@ -75,6 +94,10 @@ export interface Config {
     lmdbSync: boolean
     /** a pending idempotency claim older than this is considered abandoned by a crashed process */
     claimLeaseMs: number
+    /** Redis AUTH (ACL user and password); they override any in redisUrl */
+    redisUsername: string | undefined
+    redisPassword: string | undefined
+    redisTls: TlsConfig
   }
   identity: {
     defaultRegion: string
@@ -106,6 +129,24 @@ export interface Config {
   }
 }
 
+/** TLS towards Kafka or Redis: PEM files read when the client is created */
+export interface TlsConfig {
+  enabled: boolean
+  caFile: string | undefined
+  certFile: string | undefined
+  keyFile: string | undefined
+  /** false only for testing against self-signed certificates */
+  rejectUnauthorized: boolean
+}
+
+const tlsSchema = {
+  type: 'object', additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean' }, caFile: { type: ['string', 'null'] }, certFile: { type: ['string', 'null'] },
+    keyFile: { type: ['string', 'null'] }, rejectUnauthorized: { type: 'boolean' },
+  },
+} as const
+
 const schema = {
   type: 'object',
   additionalProperties: false,
@@ -124,6 +165,15 @@ const schema = {
         maxEventBytes: { type: 'integer', minimum: 256 },
         rateLimitMax: { type: 'integer', minimum: 1 },
         rateLimitWindowMs: { type: 'integer', minimum: 1 },
+        tenantRateLimitMax: { type: 'integer', minimum: 1 },
+        failureLimitMax: { type: 'integer', minimum: 1 },
+        failureLimitWindowMs: { type: 'integer', minimum: 1 },
+        requestTimeoutMs: { type: 'integer', minimum: 100 },
+        headersTimeoutMs: { type: 'integer', minimum: 100 },
+        keepAliveTimeoutMs: { type: 'integer', minimum: 100 },
+        connectionTimeoutMs: { type: 'integer', minimum: 100 },
+        readinessIntervalMs: { type: 'integer', minimum: 100 },
+        keyNegativeCacheMs: { type: 'integer', minimum: 0 },
       },
     },
     validation: {
@@ -132,6 +182,7 @@ const schema = {
         maxFutureSkewMs: { type: 'integer', minimum: 0 },
         maxStringLength: { type: 'integer', minimum: 1 },
         maxIdLength: { type: 'integer', minimum: 1 },
+        maxPropertiesDepth: { type: 'integer', minimum: 1, maximum: 1000 },
       },
     },
     kafka: {
@@ -151,6 +202,11 @@ const schema = {
         producerLanes: { type: 'integer', minimum: 1, maximum: 16 },
         consumerGroup: { type: 'string', minLength: 1 },
         connectionTimeoutMs: { type: 'integer', minimum: 100 },
+        sasl: {
+          type: ['object', 'null'], additionalProperties: false, required: ['mechanism', 'username', 'password'],
+          properties: { mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'] }, username: { type: 'string', minLength: 1 }, password: { type: 'string', minLength: 1 } },
+        },
+        tls: tlsSchema,
       },
     },
     schemaRegistry: {
@@ -169,6 +225,7 @@ const schema = {
       properties: {
         backend: { enum: ['lmdb', 'redis'] }, redisUrl: { type: 'string', pattern: '^rediss?://' },
         lmdbPath: { type: 'string', minLength: 1 }, lmdbSync: { type: 'boolean' }, claimLeaseMs: { type: 'integer', minimum: 100 },
+        redisUsername: { type: ['string', 'null'] }, redisPassword: { type: ['string', 'null'] }, redisTls: tlsSchema,
       },
     },
     identity: {
@@ -203,6 +260,8 @@ const schema = {
 
 type Env = Record<string, string | undefined>
 
+const noTls = (): TlsConfig => ({ enabled: false, caFile: undefined, certFile: undefined, keyFile: undefined, rejectUnauthorized: true })
+
 function defaults(env: Env): Config {
   const dataDir = env.CDP_DATA_DIR ?? '.data'
   return {
@@ -217,8 +276,17 @@ function defaults(env: Env): Config {
       maxEventBytes: 32 * 1024,
       rateLimitMax: 60_000,
       rateLimitWindowMs: 60_000,
+      tenantRateLimitMax: 600_000,
+      failureLimitMax: 100,
+      failureLimitWindowMs: 60_000,
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      keepAliveTimeoutMs: 5_000,
+      connectionTimeoutMs: 60_000,
+      readinessIntervalMs: 5_000,
+      keyNegativeCacheMs: 5_000,
     },
-    validation: { maxFutureSkewMs: 5 * 60_000, maxStringLength: 2048, maxIdLength: 256 },
+    validation: { maxFutureSkewMs: 5 * 60_000, maxStringLength: 2048, maxIdLength: 256, maxPropertiesDepth: 32 },
     kafka: {
       brokers: [`127.0.0.1:${env.KAFKA_PORT ?? '19092'}`],
       clientId: 'cdp-ingest',
@@ -234,6 +302,8 @@ function defaults(env: Env): Config {
       producerLanes: 2,
       consumerGroup: 'cdp-consumer',
       connectionTimeoutMs: 3000,
+      sasl: undefined,
+      tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
     clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp' },
@@ -243,6 +313,9 @@ function defaults(env: Env): Config {
       lmdbPath: resolve(dataDir, 'state'),
       lmdbSync: true,
       claimLeaseMs: 30_000,
+      redisUsername: undefined,
+      redisPassword: undefined,
+      redisTls: noTls(),
     },
     identity: {
       defaultRegion: 'US',
@@ -279,9 +352,29 @@ function int(env: Env, name: string, errors: string[]): number | undefined {
   return n
 }
 
+function bool(env: Env, name: string, errors: string[]): boolean | undefined {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return undefined
+  if (/^(1|true|yes|on)$/i.test(raw)) return true
+  if (/^(0|false|no|off)$/i.test(raw)) return false
+  errors.push(`${name}: expected true or false, got ${JSON.stringify(raw)}`)
+  return undefined
+}
+
+/** KAFKA_TLS / REDIS_TLS and their _CA_FILE, _CERT_FILE, _KEY_FILE, _REJECT_UNAUTHORIZED */
+function tlsFromEnv(env: Env, prefix: string, errors: string[]): DeepPartial<TlsConfig> {
+  const str = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name])
+  return {
+    enabled: bool(env, prefix, errors),
+    caFile: str(`${prefix}_CA_FILE`), certFile: str(`${prefix}_CERT_FILE`), keyFile: str(`${prefix}_KEY_FILE`),
+    rejectUnauthorized: bool(env, `${prefix}_REJECT_UNAUTHORIZED`, errors),
+  }
+}
+
 function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
   const str = (name: string): string | undefined => (env[name] === undefined || env[name] === '' ? undefined : env[name])
   const redisUrl = str('REDIS_URL')
+  const saslMechanism = str('KAFKA_SASL_MECHANISM')
   return {
     logLevel: str('LOG_LEVEL') as Config['logLevel'] | undefined,
     http: { host: str('CDP_HOST'), port: int(env, 'CDP_PORT', errors) },
@@ -291,6 +384,11 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
       deadLetterTopic: str('KAFKA_DLQ_TOPIC'),
       consumerGroup: str('KAFKA_CONSUMER_GROUP'),
       partitions: int(env, 'KAFKA_PARTITIONS', errors),
+      sasl: saslMechanism === undefined ? undefined : {
+        mechanism: saslMechanism.toLowerCase() as NonNullable<Config['kafka']['sasl']>['mechanism'],
+        username: str('KAFKA_SASL_USERNAME') ?? '', password: str('KAFKA_SASL_PASSWORD') ?? '',
+      },
+      tls: tlsFromEnv(env, 'KAFKA_TLS', errors),
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
@@ -302,8 +400,23 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
       // pointing at a Redis implies the shared (scale-out) state backend unless said otherwise
       backend: (str('STATE_BACKEND') ?? (redisUrl !== undefined ? 'redis' : undefined)) as Config['state']['backend'] | undefined,
       redisUrl,
+      redisUsername: str('REDIS_USERNAME'),
+      redisPassword: str('REDIS_PASSWORD'),
+      redisTls: tlsFromEnv(env, 'REDIS_TLS', errors),
     },
   }
+}
+
+/** checks the schema cannot express: files that must exist, limits that must be ordered */
+function crossChecks(cfg: Config, errors: string[]): void {
+  for (const [where, tls] of [['kafka.tls', cfg.kafka.tls], ['state.redisTls', cfg.state.redisTls]] as const) {
+    for (const f of ['caFile', 'certFile', 'keyFile'] as const) {
+      const path = tls[f]
+      if (path !== undefined && path !== null && !existsSync(path)) errors.push(`/${where.replace('.', '/')}/${f} file not found: ${path}`)
+    }
+    if ((tls.certFile == null) !== (tls.keyFile == null)) errors.push(`/${where.replace('.', '/')} certFile and keyFile go together`)
+  }
+  if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) errors.push('/http/headersTimeoutMs must not exceed requestTimeoutMs')
 }
 
 function deepFreeze<T>(o: T): T {
@@ -340,6 +453,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
   const cfg = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
   if (!validate(cfg)) {
     for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
+  } else {
+    crossChecks(cfg, errors)
   }
   if (errors.length > 0) {
     throw new CdpError('config_invalid', `invalid configuration:\n  - ${errors.join('\n  - ')}`)

@@ -1,20 +1,35 @@
 /**
  * buildApp() assembles the HTTP API from its dependencies and never listens; server.ts does.
  * Tests use app.inject() against the same instance the service runs.
+ *
+ * The front door, in the order a request meets it: socket and header timeouts (Node's HTTP
+ * server), the drain check (503 shutting_down), the per-address limit on failing requests,
+ * the route's key check (before the body is read), body parsing (JSON, with a scan for numbers a
+ * double cannot hold), the per-item rate charge, then the handler.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { Config } from '../config/index.js'
+import { CdpError } from '../errors.js'
 import type { Logger } from '../observability/logger.js'
 import { REDACT_PATHS } from '../observability/logger.js'
 import type { IngestService } from '../ingest/service.js'
 import type { KeyVerifier } from '../auth/keys.js'
+import { findInexactNumbers, type InexactNumber } from '../ingest/json-numbers.js'
+import { closeRedisClient, createRedisClient, redisSecurity } from '../state/redis-client.js'
 import { installErrorHandling } from './errors.js'
-import { RateLimiter } from './rate-limit.js'
+import { FailureLimiter, MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, type RateLimitStore } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
-import { opsRoutes, type ReadinessCheck } from './routes/ops.js'
+import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** number tokens of the JSON body that JSON.parse changed (see ingest/json-numbers.ts) */
+    inexactNumbers?: InexactNumber[]
+  }
+}
 
 export interface AppDeps {
   ingest: IngestService
@@ -22,17 +37,41 @@ export interface AppDeps {
   readiness: ReadinessCheck
   query?: QueryRunner
   logger?: Logger
+  /**
+   * where rate-limit counters live; default: Redis (its own client, closed with the app) when
+   * config.state.backend is redis, process memory otherwise
+   */
+  rateLimitStore?: RateLimitStore
+}
+
+/** statuses that count against the client address: bad keys, malformed requests, scanning */
+const FAILING_STATUSES = new Set([400, 401, 403, 404, 413, 415])
+
+function defaultRateLimitStore(config: Readonly<Config>): RateLimitStore {
+  if (config.state.backend !== 'redis') return new MemoryRateLimitStore()
+  const client = createRedisClient(config.state.redisUrl, redisSecurity(config.state))
+  return new RedisRateLimitStore(client, () => closeRedisClient(client))
 }
 
 export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise<FastifyInstance> {
+  const h = config.http
   const app = Fastify({
     loggerInstance: deps.logger,
     logger: deps.logger === undefined ? { level: config.logLevel, redact: REDACT_PATHS } : undefined,
-    bodyLimit: config.http.singleBodyLimitBytes,
+    bodyLimit: h.singleBodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
     genReqId: () => crypto.randomUUID(),
+    // slow clients: a whole request must arrive within requestTimeout, its headers within
+    // headersTimeout (checked every connectionsCheckingInterval), an idle keep-alive socket is
+    // closed after keepAliveTimeout and any socket idle for connectionTimeout
+    requestTimeout: h.requestTimeoutMs,
+    connectionTimeout: h.connectionTimeoutMs,
+    keepAliveTimeout: h.keepAliveTimeoutMs,
+    http: { headersTimeout: h.headersTimeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(h.headersTimeoutMs / 4))) },
+    // during the drain we answer ourselves, in the API's error format with Retry-After
+    return503OnClosing: false,
     // one log line per request costs more than the request itself at 10k/s; debug turns them on
     logController: new LogController({ disableRequestLogging: config.logLevel !== 'debug' && config.logLevel !== 'trace' }),
     // the event routes validate bodies themselves (one validator for single events and batch
@@ -42,7 +81,31 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.setValidatorCompiler(() => (data: unknown) => ({ value: data }))
   // events are JSON; anything else is 415 rather than a confusing 422
   app.removeContentTypeParser('text/plain')
+  // Fastify's own JSON parser (prototype poisoning refused), plus the raw-text scan for numbers
+  // JSON.parse would silently turn into Infinity, 0 or a neighbouring integer
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    void parseJson(request, body as string, (err: Error | null, value?: unknown) => {
+      if (err !== null) { done(err, undefined); return }
+      const inexact = findInexactNumbers(body as string)
+      if (inexact.length > 0) request.inexactNumbers = inexact
+      done(null, value)
+    })
+  })
   installErrorHandling(app)
+
+  let draining = false
+  app.addHook('preClose', async () => { draining = true })
+  const failures = new FailureLimiter(h.failureLimitMax, h.failureLimitWindowMs)
+  app.addHook('onRequest', async (request) => {
+    if (draining) throw new CdpError('shutting_down', 'the service is shutting down; retry with the same externalEventId', { retryAfter: 1 })
+    const wait = failures.blocked(request.ip)
+    if (wait !== undefined) throw new CdpError('rate_limited', 'too many failing requests from this address', { retryAfter: wait })
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    if (FAILING_STATUSES.has(reply.statusCode)) failures.record(request.ip)
+  })
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
 
   await app.register(swagger, {
@@ -55,9 +118,15 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const limiter = new RateLimiter(config.http.rateLimitMax, config.http.rateLimitWindowMs)
+  const store = deps.rateLimitStore ?? defaultRateLimitStore(config)
+  const limiter = new RateLimiter(store, { keyMax: h.rateLimitMax, tenantMax: h.tenantRateLimitMax, windowMs: h.rateLimitWindowMs, prefix: config.keys.prefix })
+  app.addHook('onClose', async () => { await limiter.close() })
+  const probe = new ReadinessProbe(deps.readiness, h.readinessIntervalMs)
+  app.addHook('onReady', async () => { probe.start() })
+  app.addHook('onClose', async () => { probe.stop() })
+
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
-  await app.register(opsRoutes, { readiness: deps.readiness })
+  await app.register(opsRoutes, { probe })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

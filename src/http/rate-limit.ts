@@ -1,24 +1,148 @@
 /**
- * Per-key request limit, fixed window, per API instance (N instances allow N x the limit; the
- * README says so). In memory on purpose: a shared Redis counter would add a round trip to every
- * request on the hot path for a protection that only needs to be approximate.
+ * Rate limits of the HTTP API.
+ *
+ * - RateLimiter: events per API key and per tenant, charged per item (a batch of 500 costs 500),
+ *   fixed windows. The counters live in a RateLimitStore: Redis when the state backend is Redis,
+ *   so every API process and instance draws from one budget; process memory otherwise (the
+ *   embedded single-process mode; with `serve --workers N` on LMDB each worker has its own
+ *   budget, so the effective limit is N times the configured one).
+ * - FailureLimiter: failing requests (bad key, malformed body, unknown route) per client address,
+ *   in process memory on purpose: a flood of bad requests must not cost a Redis round trip each.
+ *
+ * A request is charged only when every bucket has room for all of it, so a refused request
+ * costs nothing and cannot drain the tenant's budget for its other keys.
  */
+import type { Redis } from 'ioredis'
+import { RedisScript } from '../state/redis-client.js'
+
+export interface Bucket {
+  id: string
+  limit: number
+}
+
+/** ok, or which bucket refused and how long until its window ends */
+export type ChargeResult = { ok: true } | { ok: false; bucket: number; retryAfterMs: number }
+
+export interface RateLimitStore {
+  /** atomically: if every bucket has room for `cost`, add it to all of them */
+  charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult>
+  close(): Promise<void>
+}
+
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly counts = new Map<string, { used: number; resetAt: number }>()
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
+    const t = this.now()
+    if (this.counts.size > 100_000) {
+      for (const [k, v] of this.counts) if (v.resetAt <= t) this.counts.delete(k)
+    }
+    const current = buckets.map((b) => {
+      const c = this.counts.get(b.id)
+      return c === undefined || c.resetAt <= t ? { used: 0, resetAt: t + windowMs } : c
+    })
+    for (const [i, b] of buckets.entries()) {
+      const c = current[i]!
+      if (c.used + cost > b.limit) return Promise.resolve({ ok: false, bucket: i, retryAfterMs: c.resetAt - t })
+    }
+    for (const [i, b] of buckets.entries()) {
+      const c = current[i]!
+      this.counts.set(b.id, { used: c.used + cost, resetAt: c.resetAt })
+    }
+    return Promise.resolve({ ok: true })
+  }
+
+  close(): Promise<void> { return Promise.resolve() }
+}
+
+// KEYS: the buckets; ARGV: cost, windowMs, then one limit per key. Check all, then charge all, in
+// one script so concurrent API processes cannot both take the last room. PEXPIRE starts the window
+// on the first charge (and repairs a key that somehow lost its TTL).
+const CHARGE = new RedisScript('rate limit charge', `
+local cost = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+for i, k in ipairs(KEYS) do
+  local used = tonumber(redis.call('GET', k) or '0')
+  if used + cost > tonumber(ARGV[i + 2]) then
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 then ttl = window end
+    return {i, ttl}
+  end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('INCRBY', k, cost)
+  if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, window) end
+end
+return {0, 0}
+`)
+
+export class RedisRateLimitStore implements RateLimitStore {
+  constructor(private readonly client: Redis, private readonly closeClient: () => Promise<void> = () => Promise.resolve()) {}
+
+  async charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
+    const r = await CHARGE.run(this.client, buckets.map((b) => b.id), [cost, windowMs, ...buckets.map((b) => b.limit)]) as [number, number]
+    return r[0] === 0 ? { ok: true } : { ok: false, bucket: r[0] - 1, retryAfterMs: r[1] }
+  }
+
+  close(): Promise<void> { return this.closeClient() }
+}
+
+export interface RateLimits {
+  /** items per key per window */
+  keyMax: number
+  /** items per tenant per window, all its keys together */
+  tenantMax: number
+  windowMs: number
+  /** namespace of the Redis keys (config.keys.prefix) */
+  prefix: string
+}
+
+export type Refusal = { retryAfter: number; scope: 'key' | 'tenant'; limit: number; cost: number }
+
 export class RateLimiter {
-  private windowStart = 0
-  private counts = new Map<string, number>()
+  constructor(private readonly store: RateLimitStore, private readonly limits: RateLimits) {}
+
+  /**
+   * undefined when allowed. Both buckets of a key share the tenant's hash tag, so the script's
+   * keys live in one Redis Cluster slot.
+   */
+  async charge(keyId: string, tenant: string, cost: number): Promise<Refusal | undefined> {
+    const { prefix, keyMax, tenantMax, windowMs } = this.limits
+    const tag = `${prefix}:rl:{${tenant}}`
+    const buckets = [{ id: `${tag}:key:${keyId}`, limit: keyMax }, { id: `${tag}:tenant`, limit: tenantMax }]
+    const r = await this.store.charge(buckets, cost, windowMs)
+    if (r.ok) return undefined
+    return { retryAfter: Math.max(1, Math.ceil(r.retryAfterMs / 1000)), scope: r.bucket === 0 ? 'key' : 'tenant', limit: buckets[r.bucket]!.limit, cost }
+  }
+
+  close(): Promise<void> { return this.store.close() }
+}
+
+/** Failing requests per client address, fixed window, in process memory. */
+export class FailureLimiter {
+  private readonly counts = new Map<string, { n: number; resetAt: number }>()
 
   constructor(private readonly max: number, private readonly windowMs: number, private readonly now: () => number = Date.now) {}
 
-  /** undefined when allowed; otherwise seconds until the window resets */
-  take(key: string, cost = 1): number | undefined {
+  /** seconds until the address may try again, or undefined */
+  blocked(addr: string): number | undefined {
+    const c = this.counts.get(addr)
     const t = this.now()
-    if (t - this.windowStart >= this.windowMs) {
-      this.windowStart = t - (t % this.windowMs)
-      this.counts.clear()
+    if (c === undefined || c.resetAt <= t || c.n < this.max) return undefined
+    return Math.max(1, Math.ceil((c.resetAt - t) / 1000))
+  }
+
+  record(addr: string): void {
+    const t = this.now()
+    if (this.counts.size > 50_000) {
+      for (const [k, v] of this.counts) if (v.resetAt <= t) this.counts.delete(k)
+      // still full: a spread-out flood; forgetting is safer than growing without bound
+      if (this.counts.size > 50_000) this.counts.clear()
     }
-    const used = (this.counts.get(key) ?? 0) + cost
-    this.counts.set(key, used)
-    if (used <= this.max) return undefined
-    return Math.max(1, Math.ceil((this.windowStart + this.windowMs - t) / 1000))
+    const c = this.counts.get(addr)
+    if (c === undefined || c.resetAt <= t) this.counts.set(addr, { n: 1, resetAt: t + this.windowMs })
+    else c.n++
   }
 }

@@ -9,6 +9,7 @@ import type { Config } from '../config/index.js'
 import type { IdentityGraph } from './graph.js'
 import { openLmdbIdentityGraph } from './graph-lmdb.js'
 import { createRedisIdentityGraph } from './graph-redis.js'
+import { redisSecurity } from '../state/redis-client.js'
 
 export * from './normalize.js'
 export * from './graph.js'
@@ -26,6 +27,6 @@ export async function createIdentityGraph(config: Readonly<Config>, extras: Iden
     case 'lmdb':
       return openLmdbIdentityGraph({ path: join(config.state.lmdbPath, 'identity'), maxProfilesPerDevice, sync: config.state.lmdbSync, ...extras })
     case 'redis':
-      return createRedisIdentityGraph({ url: config.state.redisUrl, prefix: config.keys.prefix, maxProfilesPerDevice, ...extras })
+      return createRedisIdentityGraph({ url: config.state.redisUrl, prefix: config.keys.prefix, maxProfilesPerDevice, ...redisSecurity(config.state), ...extras })
   }
 }

@@ -3,17 +3,42 @@
  * swapped (for example for @confluentinc/kafka-javascript's KafkaJS-compatible API) if the
  * benchmarks ask for it.
  */
-import kafkajs, { type Kafka as KafkaClient, type LogEntry } from 'kafkajs'
+import { readFileSync } from 'node:fs'
+import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type LogEntry } from 'kafkajs'
 
 // kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
 const { Kafka, logLevel: KafkaLogLevel } = kafkajs
-import type { Config } from '../config/index.js'
+import type { Config, TlsConfig } from '../config/index.js'
 import type { Logger } from '../observability/logger.js'
+
+/** PEM files -> node:tls options; `true` (system CAs) when TLS is on without files */
+export function tlsOptions(tls: Readonly<TlsConfig>, read: (path: string) => string = (p) => readFileSync(p, 'utf8')) {
+  if (!tls.enabled) return undefined
+  const opts: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean } = { rejectUnauthorized: tls.rejectUnauthorized }
+  if (tls.caFile != null) opts.ca = read(tls.caFile)
+  if (tls.certFile != null) opts.cert = read(tls.certFile)
+  if (tls.keyFile != null) opts.key = read(tls.keyFile)
+  return opts
+}
+
+/** the SASL and TLS part of the kafkajs client config (config was validated at load) */
+export function kafkaSecurity(kafka: Readonly<Config['kafka']>, read?: (path: string) => string): Pick<KafkaConfig, 'ssl' | 'sasl'> {
+  const out: Pick<KafkaConfig, 'ssl' | 'sasl'> = {}
+  const ssl = tlsOptions(kafka.tls, read)
+  if (ssl !== undefined) out.ssl = ssl
+  const sasl = kafka.sasl
+  if (sasl != null) {
+    // kafkajs types each mechanism separately; the three share { username, password }
+    out.sasl = { mechanism: sasl.mechanism, username: sasl.username, password: sasl.password } as KafkaConfig['sasl']
+  }
+  return out
+}
 
 export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): KafkaClient {
   return new Kafka({
     clientId: config.kafka.clientId + clientIdSuffix,
     brokers: [...config.kafka.brokers],
+    ...kafkaSecurity(config.kafka),
     connectionTimeout: config.kafka.connectionTimeoutMs,
     requestTimeout: Math.max(config.kafka.produceTimeoutMs, 5000),
     // short, bounded retries: callers own the overall deadline (503 + Retry-After, consumer backoff)

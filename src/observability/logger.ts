@@ -19,6 +19,11 @@ export const REDACT_PATHS = [
   'phone',
   'secret',
   'apiKey',
+  // connection secrets (Kafka SASL, Redis AUTH, ClickHouse) if a config section is ever logged
+  'password',
+  '*.password',
+  '*.*.password',
+  '*.redisPassword',
 ]
 
 export function createLogger(config: Pick<Config, 'logLevel'>, name = 'cdp'): Logger {

@@ -7,6 +7,7 @@ import type { Config } from '../config/index.js'
 import { openLmdbStateStores } from './lmdb.js'
 import { createRedisStateStores } from './redis.js'
 import type { StateStores } from './types.js'
+import { redisSecurity } from './redis-client.js'
 
 export type * from './types.js'
 export { createMemoryStateStores } from './memory.js'
@@ -16,6 +17,6 @@ export async function createStateStores(config: Readonly<Config>): Promise<State
     case 'lmdb':
       return openLmdbStateStores({ path: config.state.lmdbPath, sync: config.state.lmdbSync })
     case 'redis':
-      return createRedisStateStores({ url: config.state.redisUrl, prefix: config.keys.prefix })
+      return createRedisStateStores({ url: config.state.redisUrl, prefix: config.keys.prefix, ...redisSecurity(config.state) })
   }
 }

@@ -30,7 +30,8 @@ export function lmdbKey(key: string): string {
  */
 export function openEnv(path: string, sync = true): RootDatabase {
   try {
-    mkdirSync(path, { recursive: true })
+    // 0700: the key store and claims are the service's alone (mode applies to every directory created)
+    mkdirSync(path, { recursive: true, mode: 0o700 })
     return open({ path, maxDbs: 16, noSync: !sync })
   } catch (err) {
     throw storeError('lmdb', `open ${path}`, err)

@@ -10,13 +10,34 @@
  * Auto-pipelining sends the scripts of concurrent requests in one round trip.
  */
 import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
+import type { Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
 import { storeError } from './errors.js'
 
 export interface RedisClientOptions {
   connectTimeoutMs?: number
   commandTimeoutMs?: number
+  /** Redis AUTH: ACL user (Redis 6+) and password; override what the URL carries */
+  username?: string
+  password?: string
+  tls?: { ca?: string; cert?: string; key?: string; rejectUnauthorized: boolean }
+}
+
+/** AUTH and TLS from config.state (validated at load), for every Redis client of the service */
+export function redisSecurity(state: Readonly<Config['state']>, read: (path: string) => string = (p) => readFileSync(p, 'utf8')): Pick<RedisClientOptions, 'username' | 'password' | 'tls'> {
+  const out: Pick<RedisClientOptions, 'username' | 'password' | 'tls'> = {}
+  if (state.redisUsername != null) out.username = state.redisUsername
+  if (state.redisPassword != null) out.password = state.redisPassword
+  const t = state.redisTls
+  if (t.enabled) {
+    out.tls = { rejectUnauthorized: t.rejectUnauthorized }
+    if (t.caFile != null) out.tls.ca = read(t.caFile)
+    if (t.certFile != null) out.tls.cert = read(t.certFile)
+    if (t.keyFile != null) out.tls.key = read(t.keyFile)
+  }
+  return out
 }
 
 export function createRedisClient(url: string, opts: RedisClientOptions = {}): Redis {
@@ -27,6 +48,9 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
     maxRetriesPerRequest: 1,
     enableAutoPipelining: true,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
+    ...(opts.username !== undefined ? { username: opts.username } : {}),
+    ...(opts.password !== undefined ? { password: opts.password } : {}),
+    ...(opts.tls !== undefined ? { tls: opts.tls } : {}),
   })
   // without a listener ioredis prints every failed reconnect; callers see errors on their commands
   client.on('error', () => {})

@@ -28,7 +28,7 @@ set -euo pipefail
 STACK_TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$STACK_TOOLS/../.." && pwd)
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
-mkdir -p "$STACK_DIR"
+mkdir -p -m 0700 "$STACK_DIR" && chmod 0700 "$STACK_DIR"   # logs and data of the local services: owner only
 STACK_DIR=$(cd "$STACK_DIR" && pwd)
 STACK_CACHE=${STACK_CACHE:-$STACK_DIR/cache}
 STOP_TIMEOUT=${STOP_TIMEOUT:-45}

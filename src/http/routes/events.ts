@@ -2,14 +2,31 @@
  * POST /v1/cdp/events        one event  -> 202 accepted | 200 duplicate | 4xx error body
  * POST /v1/cdp/events/batch  many       -> 200 {"results":[...]} in request order, each judged alone
  */
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
-import { CdpError } from '../../errors.js'
+import { CdpError, type ErrorDetail } from '../../errors.js'
 import type { IngestService, ItemResult } from '../../ingest/service.js'
-import { envelopeSchema } from '../../ingest/envelope.js'
+import { envelopeSchema, propertiesProblems, summarize } from '../../ingest/envelope.js'
+import { inexactNumberDetail } from '../../ingest/json-numbers.js'
 import type { KeyVerifier } from '../../auth/keys.js'
-import { requireKey } from '../auth.js'
+import { chargeItems, requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
+
+/**
+ * What must be refused before an item reaches the ingest core: numbers JSON.parse changed
+ * (found in the raw body, so only the request knows them) and nesting deep enough to overflow
+ * the stack of anything recursive later (JSON.stringify, Avro). `prefix` is the item's pointer
+ * in the body ('' for a single event, '/items/3' for a batch item); details are relative to it.
+ */
+function preCheck(request: FastifyRequest, item: unknown, prefix: string, maxDepth: number): ErrorDetail[] {
+  const details: ErrorDetail[] = []
+  for (const n of request.inexactNumbers ?? []) {
+    if (n.pointer === prefix || n.pointer.startsWith(`${prefix}/`)) details.push(inexactNumberDetail(n, n.pointer.slice(prefix.length)))
+  }
+  // the item is one level above its properties
+  for (const d of propertiesProblems(item, maxDepth + 1, '')) if (d.code === 'too_deep') details.push(d)
+  return details
+}
 
 const errorBody = {
   type: 'object',
@@ -32,8 +49,25 @@ const errorResponses = {
   401: { description: 'API key missing, malformed, unknown, revoked or expired', ...errorBody },
   403: { description: 'API key lacks the permission, or may not send as this source', ...errorBody },
   413: { description: 'body larger than the route limit', ...errorBody },
-  429: { description: 'rate limit for this key; see Retry-After', ...errorBody },
-  503: { description: 'Kafka, schema registry or state store unavailable; retry with the same externalEventId after Retry-After', ...errorBody },
+  429: { description: 'rate limit (events per key or per tenant, or failing requests per client address); see Retry-After', ...errorBody },
+  503: { description: 'Kafka, schema registry or state store unavailable, or the service is shutting down; retry with the same externalEventId after Retry-After', ...errorBody },
+}
+
+/** the items of a well-formed batch body; throws the 422 otherwise */
+function batchItems(raw: unknown, maxItems: number): unknown[] {
+  const body = raw as { items?: unknown } | null
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || !Array.isArray(body.items)) {
+    throw new CdpError('validation_failed', 'body must be {"items":[...]}', { details: [{ pointer: '/items', code: 'required', message: 'items must be an array of events' }] })
+  }
+  const extra = Object.keys(body).filter((k) => k !== 'items')
+  if (extra.length > 0) {
+    throw new CdpError('validation_failed', `unknown field ${extra.join(', ')}`, { details: extra.map((k) => ({ pointer: `/${k}`, code: 'unknown_field', message: `${k} is not a known field` })) })
+  }
+  const items = body.items
+  if (items.length === 0 || items.length > maxItems) {
+    throw new CdpError('validation_failed', `items must hold 1 to ${maxItems} events`, { details: [{ pointer: '/items', code: items.length === 0 ? 'too_short' : 'too_long', message: `items must hold 1 to ${maxItems} events, got ${items.length}` }] })
+  }
+  return items
 }
 
 export interface EventRoutesOptions {
@@ -46,9 +80,11 @@ export interface EventRoutesOptions {
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, opts) => {
   const { config, ingest } = opts
   const event = envelopeSchema(config.validation)
+  const maxDepth = config.validation.maxPropertiesDepth
 
   app.post('/v1/cdp/events', {
-    preHandler: requireKey(opts.keys, 'events:write', opts.limiter),
+    onRequest: requireKey(opts.keys, 'events:write'),
+    preHandler: chargeItems(opts.limiter, () => 1),
     schema: {
       summary: 'Accept one customer event',
       body: event,
@@ -62,6 +98,8 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     },
   }, async (request, reply) => {
     const key = request.apiKey!
+    const refused = preCheck(request, request.body, '', maxDepth)
+    if (refused.length > 0) throw new CdpError('validation_failed', summarize(refused), { details: refused })
     const [result] = await ingest.ingest({ tenant: key.tenant, sources: key.sources }, [request.body])
     const r = result as ItemResult
     if (r.status === 'accepted') return reply.code(202).send(r)
@@ -70,7 +108,9 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
   })
 
   app.post('/v1/cdp/events/batch', {
-    preHandler: requireKey(opts.keys, 'events:batch', opts.limiter),
+    onRequest: requireKey(opts.keys, 'events:batch'),
+    // the shape first (a malformed batch is not charged), then one per item whatever becomes of them
+    preHandler: [async (request) => { batchItems(request.body, config.http.maxBatchItems) }, chargeItems(opts.limiter, (request) => batchItems(request.body, config.http.maxBatchItems).length)],
     bodyLimit: config.http.batchBodyLimitBytes,
     schema: {
       summary: 'Accept many customer events; each item is judged on its own',
@@ -93,19 +133,16 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     },
   }, async (request) => {
     const key = request.apiKey!
-    const body = request.body as { items?: unknown } | null
-    if (body === null || typeof body !== 'object' || Array.isArray(body) || !Array.isArray(body.items)) {
-      throw new CdpError('validation_failed', 'body must be {"items":[...]}', { details: [{ pointer: '/items', code: 'required', message: 'items must be an array of events' }] })
-    }
-    const extra = Object.keys(body).filter((k) => k !== 'items')
-    if (extra.length > 0) {
-      throw new CdpError('validation_failed', `unknown field ${extra.join(', ')}`, { details: extra.map((k) => ({ pointer: `/${k}`, code: 'unknown_field', message: `${k} is not a known field` })) })
-    }
-    const items = body.items
-    if (items.length === 0 || items.length > config.http.maxBatchItems) {
-      throw new CdpError('validation_failed', `items must hold 1 to ${config.http.maxBatchItems} events`, { details: [{ pointer: '/items', code: items.length === 0 ? 'too_short' : 'too_long', message: `items must hold 1 to ${config.http.maxBatchItems} events, got ${items.length}` }] })
-    }
-    const results = await ingest.ingest({ tenant: key.tenant, sources: key.sources }, items)
+    const items = batchItems(request.body, config.http.maxBatchItems)
+    const results: ItemResult[] = new Array(items.length)
+    const passed: number[] = []
+    items.forEach((item, i) => {
+      const refused = preCheck(request, item, `/items/${i}`, maxDepth)
+      if (refused.length > 0) results[i] = { status: 'error', error_code: 'validation_failed', message: summarize(refused), details: refused }
+      else passed.push(i)
+    })
+    const judged = passed.length === 0 ? [] : await ingest.ingest({ tenant: key.tenant, sources: key.sources }, passed.length === items.length ? items : passed.map((i) => items[i]))
+    passed.forEach((i, k) => { results[i] = judged[k]! })
     return { results }
   })
 }

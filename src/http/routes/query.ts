@@ -15,7 +15,7 @@ export type QueryRunner = (sql: string, format: QueryFormat) => Promise<string>
 
 export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRunner; limiter: RateLimiter }> = async (app, opts) => {
   app.post('/v1/cdp/query', {
-    preHandler: requireKey(opts.keys, 'query:read', opts.limiter),
+    onRequest: requireKey(opts.keys, 'query:read', opts.limiter),
     schema: {
       summary: 'Run read-only SQL against the ClickHouse database (analysts)',
       body: {

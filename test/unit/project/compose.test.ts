@@ -30,6 +30,13 @@ void t.test('docker-compose.yml is valid against the Compose Specification schem
   // the service must be pointed at the containers, not at embedded defaults
   const env = services.cdp?.environment ?? {}
   for (const v of ['KAFKA_BROKERS', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'REDIS_URL']) t.ok(env[v], `cdp sets ${v}`)
+  // scale-out deployments authenticate: Kafka SASL and Redis AUTH (docs/SECURITY.md "Front door")
+  for (const v of ['KAFKA_SASL_MECHANISM', 'KAFKA_SASL_USERNAME', 'KAFKA_SASL_PASSWORD', 'REDIS_PASSWORD']) t.ok(env[v], `cdp sets ${v}`)
+  const kafkaEnv = (services.kafka?.environment ?? {})
+  t.match(kafkaEnv.KAFKA_LISTENERS, /^SASL_PLAINTEXT:\/\/:9092,/, 'clients reach Kafka only through SASL')
+  t.match(kafkaEnv.KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG, /user_cdp=/)
+  const redis = services.redis as { command?: string[] }
+  t.ok(redis.command?.includes('--requirepass'), 'redis requires a password')
 })
 
 void t.test('the schema check can fail: a misspelled key is refused', async (t) => {
