@@ -21,9 +21,9 @@ import { fetchRecords } from '../kafka/fetch-one.js'
 import { createClickHouse, closeClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { runMigrations } from '../clickhouse/migrations.js'
 import { createWriter } from '../clickhouse/writer.js'
-import { runReadOnlyQuery } from '../clickhouse/query.js'
+import { analystQueryRunner } from '../clickhouse/analyst.js'
 import { quoteIdent } from '../clickhouse/sql.js'
-import type { QueryFormat, QueryRunner } from '../http/routes/query.js'
+import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from './processor.js'
 import { createIdentityStep } from './identity-step.js'
 
@@ -109,7 +109,7 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
     publishDeadLetters,
     reassert,
   })
-  const query: QueryRunner = async (sql: string, format: QueryFormat) => (await runReadOnlyQuery(clickhouse, sql, format)).text
+  const query: QueryRunner = await analystQueryRunner(clickhouse, config, contracts)
   return { processor, clickhouse, kafka, query }
 }
 
