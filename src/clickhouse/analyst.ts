@@ -251,14 +251,27 @@ function explainLines(jsonEachRow: string): string | undefined {
   const all = jsonEachRow.split('\n').filter((l) => l !== '')
   // the HTTP gateway answers EXPLAIN in TabSeparated whatever was asked: a line break inside a
   // value is escaped there, so its lines are the rows
-  if (all.length > 0 && !all[0]!.startsWith('{')) return all.some((l) => l.startsWith('"')) ? undefined : all.join('\n')
+  if (all.length > 0 && !all[0]!.startsWith('{')) {
+    // embedded chDB 26.7 answers EXPLAIN as CSV whatever was asked: one quoted field per line,
+    // quotes doubled; a line break inside a field would leave a line unquoted, which is refused
+    if (!all[0]!.startsWith('"')) return all.join('\n')
+    const out: string[] = []
+    for (const l of all) {
+      const m = /^"((?:[^"]|"")*)"$/.exec(l)
+      if (m === null) return undefined
+      out.push(m[1]!.replaceAll('""', '"'))
+    }
+    return out.join('\n')
+  }
   for (const l of all) {
     const row = JSON.parse(l) as Record<string, unknown>
     const keys = Object.keys(row)
     if (keys.length !== 1 || keys[0] !== 'explain' || typeof row.explain !== 'string') return undefined
     // a line break inside one row would let a name fake a node: refuse
     if (/[\r\n]/.test(row.explain)) return undefined
-    lines.push(row.explain)
+    // chDB 26.7 (embedded) wraps each EXPLAIN line in double quotes
+    const line = row.explain.length >= 2 && row.explain.startsWith('"') && row.explain.endsWith('"') ? row.explain.slice(1, -1) : row.explain
+    lines.push(line)
   }
   return lines.join('\n')
 }
