@@ -21,7 +21,7 @@
  *   view, and the result is checked again by the guard against a table list that holds only the
  *   views, so a reference the rewrite missed is refused rather than read raw.
  */
-import { createHash, createHmac, randomBytes } from 'node:crypto'
+import { createHash, createHmac, randomBytes, randomUUID } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhouse/client'
@@ -71,7 +71,19 @@ export interface AnalystRequest {
   signal?: AbortSignal
 }
 
-export type AnalystQueryRunner = (req: AnalystRequest) => Promise<string>
+/** one analyst query: the answer in the asked format, or a CdpError */
+export type AnalystQuery = (req: AnalystRequest) => Promise<string>
+
+export interface AnalystQueryRunner extends AnalystQuery {
+  /**
+   * Refuses new queries and kills every one in flight in ClickHouse (KILL QUERY on the same
+   * engine); resolves when the engine has let go of them, or after the kill deadline. The
+   * service calls it first when it shuts down, so the drain never waits on analyst SQL.
+   */
+  cancelAll(): Promise<void>
+  /** re-reads the analyst table list now (after migrations that add or change tables) */
+  refreshTables(): Promise<void>
+}
 
 export interface AnalystRunnerOptions {
   database: string
@@ -82,6 +94,8 @@ export interface AnalystRunnerOptions {
   piiProperties?: readonly string[]
   /** typed `events` columns of pii properties */
   piiColumns?: readonly string[]
+  /** how long the analyst table list is reused before it is read again (ms, default 30 s) */
+  tableListTtlMs?: number
 }
 
 /** identity and payload columns masked for keys without pii:read, per table */
@@ -280,14 +294,80 @@ function refused(reason: string): CdpError {
   return new CdpError('bad_request', `query refused: ${reason}`)
 }
 
+/** how often a kill is repeated until the engine lets go of the query */
+const KILL_RETRY_MS = 200
+
+/** why a query was cancelled from our side: the caller gets a message that says so */
+type CancelReason = 'client' | 'deadline' | 'shutdown'
+
+function cancelledError(reason: CancelReason, limits: AnalystLimits, cause?: unknown): CdpError {
+  if (reason === 'shutdown') return new CdpError('clickhouse_unavailable', 'the service is shutting down; the analyst query was cancelled', { cause, retryAfter: 5 })
+  if (reason === 'deadline') return new CdpError('bad_request', `query exceeded a limit: max_execution_time (${limits.maxExecutionTime} s)`, { cause })
+  return new CdpError('bad_request', 'query cancelled: the client went away', { cause })
+}
+
+interface Running {
+  cancel(reason: CancelReason): void
+  /** settles when every ClickHouse call of the query has settled */
+  done: Promise<void>
+}
+
 /**
  * The runner behind `POST /v1/cdp/query`. Creates the masking views (so call it after the
  * migrations) and returns a function that guards, scopes, bounds and runs one statement.
+ *
+ * Cancellation: every query gets its own id (`cdp-analyst-<uuid>`), sent as `query_id` (a server
+ * keeps it) and as the `log_comment` setting of each of its calls (embedded chDB makes up its
+ * own query ids but keeps the settings, visible in system.processes.Settings). Aborting a
+ * request does not stop a query in ClickHouse: chDB runs the call to completion on a worker
+ * thread (measured on chDB 26.7: it stayed in system.processes until max_execution_time), and a
+ * server keeps running a query whose HTTP client left. So the client leaving, the deadline
+ * (max_execution_time plus a grace, should the engine not enforce it) and cancelAll() each run
+ * `KILL QUERY` on the same engine, repeated until the call settles. The calls carry no abort
+ * signal on purpose: their promise settles only once the engine has let go, so the in-flight
+ * count, the per-tenant slot and the shutdown all wait for the real end of the work.
  */
 export async function createAnalystQueryRunner(client: ClickHouseClient, opts: AnalystRunnerOptions): Promise<AnalystQueryRunner> {
   const limits: AnalystLimits = { ...DEFAULT_ANALYST_LIMITS, ...opts.limits }
   await ensureMaskedViews(client, opts)
   const inFlight = new Map<string, number>()
+  const running = new Map<string, Running>()
+  let closed = false
+
+  // The table list is an allow list and the source of the tenant filter map. Reading it on
+  // every query costs a round trip, so it is cached. A stale list fails closed: a table created
+  // after the last read is on neither the allow list nor the filter map, so the guard refuses
+  // it until the next read (every tableListTtlMs, after refreshTables(), or at once when the
+  // guard refuses a table not on the list); a table whose tenant column went away keeps a
+  // filter naming a column it no longer has, and ClickHouse refuses the query.
+  const ttl = opts.tableListTtlMs ?? 30_000
+  let lists: { at: number; value: Promise<TableLists> } | undefined
+  const readLists = (force = false): Promise<TableLists> => {
+    if (!force && lists !== undefined && Date.now() - lists.at < ttl) return lists.value
+    const value = tableLists(client, opts.database)
+    const entry = { at: Date.now(), value }
+    lists = entry
+    // a failed read is not cached
+    value.catch(() => { if (lists === entry) lists = undefined })
+    return value
+  }
+  await readLists(true)
+
+  const kill = async (id: string): Promise<void> => {
+    // the id is ours (cdp-analyst-<uuid>), so it needs no quoting beyond the literal
+    await client.command({ query: `KILL QUERY WHERE query_id = '${id}' OR Settings['log_comment'] = '${id}' ASYNC` })
+  }
+
+  /** kills `id` until `settled` resolves, or for at most the query's own time limit plus a grace */
+  const killUntil = async (id: string, settled: Promise<unknown>): Promise<void> => {
+    let over = false
+    void settled.then(() => { over = true }, () => { over = true })
+    const until = Date.now() + (limits.maxExecutionTime + 10) * 1000
+    while (!over && Date.now() < until) {
+      try { await kill(id) } catch { /* the engine may be closing; the loop ends with the call */ }
+      await Promise.race([settled.catch(() => undefined), new Promise((r) => setTimeout(r, KILL_RETRY_MS))])
+    }
+  }
 
   const baseSettings = (): ClickHouseSettings => ({
     max_execution_time: limits.maxExecutionTime,
@@ -301,17 +381,25 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
     max_threads: limits.maxThreads,
   })
 
-  const call = async (query: string, format: string, settings: ClickHouseSettings, signal?: AbortSignal, params?: Record<string, unknown>): Promise<string> => {
+  interface CallContext { id: string; queryId: string; cancelled: () => CancelReason | undefined; onCancel: (f: () => void) => () => void }
+
+  const call = async (ctx: CallContext, query: string, format: string, settings: ClickHouseSettings, params?: Record<string, unknown>): Promise<string> => {
+    const before = ctx.cancelled()
+    if (before !== undefined) throw cancelledError(before, limits)
+    const p = client.query({
+      query, format: format as DataFormat, query_id: ctx.queryId,
+      // last: chDB applies settings one SET at a time, and none may follow readonly = 1
+      clickhouse_settings: { ...settings, log_comment: ctx.id, readonly: '1' },
+      ...(params === undefined ? {} : { query_params: params }),
+    }).then((rs) => rs.text())
+    const stop = ctx.onCancel(() => { void killUntil(ctx.id, p) })
     try {
-      const rs = await client.query({
-        query, format: format as DataFormat,
-        // last: chDB applies settings one SET at a time, and none may follow readonly = 1
-        clickhouse_settings: { ...settings, readonly: '1' },
-        ...(params === undefined ? {} : { query_params: params }),
-        ...(signal === undefined ? {} : { abort_signal: signal }),
-      })
-      return await rs.text()
+      return await p
     } catch (err) {
+      // a client-side failure (socket, request timeout) leaves a server query running
+      void kill(ctx.id).catch(() => undefined)
+      const reason = ctx.cancelled()
+      if (reason !== undefined) throw cancelledError(reason, limits, err)
       const mapped = mapClickHouseError(err, 'analyst query')
       if (mapped instanceof CdpError) throw mapped
       const message = err instanceof Error ? err.message : String(err)
@@ -320,54 +408,108 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
         throw new CdpError('bad_request', `query exceeded a limit: ${message}`, { cause: err })
       }
       throw new CdpError('bad_request', message, { cause: err })
+    } finally {
+      stop()
     }
   }
 
-  const guard = async (canonical: string, tables: ReadonlySet<string>, settings: ClickHouseSettings, signal?: AbortSignal): Promise<GuardResult> => {
+  const guard = async (ctx: CallContext, canonical: string, tables: ReadonlySet<string>, settings: ClickHouseSettings): Promise<GuardResult> => {
     if (/[\r\n]/.test(canonical)) return { ok: false, reason: 'line breaks in identifiers are not allowed' }
-    const ast = explainLines(await call(`EXPLAIN AST ${canonical}`, 'JSONEachRow', settings, signal))
+    const ast = explainLines(await call({ ...ctx, queryId: `${ctx.id}-ast` }, `EXPLAIN AST ${canonical}`, 'JSONEachRow', settings))
     if (ast === undefined) return { ok: false, reason: 'unrecognised EXPLAIN output' }
     const checked = checkAst(ast, { database: opts.database, tables, explainFormat: 'JSONEachRow' })
     if (!checked.ok || checked.kind !== 'select') return checked
-    const tree = explainLines(await call(`EXPLAIN QUERY TREE ${canonical}`, 'JSONEachRow', settings, signal))
+    const tree = explainLines(await call({ ...ctx, queryId: `${ctx.id}-tree` }, `EXPLAIN QUERY TREE ${canonical}`, 'JSONEachRow', settings))
     if (tree === undefined) return { ok: false, reason: 'unrecognised EXPLAIN output' }
     return checkQueryTree(tree, tables)
   }
 
-  return async (req) => {
+  const execute = async (req: AnalystRequest, ctx: CallContext): Promise<string> => {
+    const p = req.principal
+    const allTenants = p.permissions.includes('query:all')
+    const rawPii = p.permissions.includes('pii:read')
+    const plan = async (l: TableLists): Promise<{ canonical: string; settings: ClickHouseSettings; verdict: GuardResult }> => {
+      const settings = baseSettings()
+      // a Map literal in ClickHouse's text form; clickhouse-js passes strings through as they are
+      if (!allTenants) settings.additional_table_filters = tenantFilters(l.tenantTables, p.tenant) as unknown as ClickHouseSettings['additional_table_filters']
+      // formatting and EXPLAIN answer with more text than a small result limit allows
+      const { max_result_rows: _r, max_result_bytes: _b, result_overflow_mode: _m, ...guardSettings } = settings
+      const formatted = await call({ ...ctx, queryId: `${ctx.id}-fmt` }, 'SELECT formatQuerySingleLine({sql:String}) AS q', 'JSONEachRow', guardSettings, { sql: req.sql })
+      let canonical = (JSON.parse(formatted.trim()) as { q: string }).q
+      if (!rawPii) canonical = redirectTables(canonical, l.redirect)
+      const verdict = await guard(ctx, canonical, rawPii ? l.raw : l.masked, guardSettings)
+      return { canonical, settings, verdict }
+    }
+    let planned = await plan(await readLists())
+    // a table created since the list was read: read it again once, then decide
+    if (!planned.verdict.ok && /^table .* is not allowed$/.test(planned.verdict.reason) && Date.now() - (lists?.at ?? 0) > 1000) {
+      planned = await plan(await readLists(true))
+    }
+    if (!planned.verdict.ok) throw refused(planned.verdict.reason)
+    return await call(ctx, planned.canonical, req.format, planned.settings)
+  }
+
+  const run = async (req: AnalystRequest): Promise<string> => {
     if (!(ANALYST_FORMATS as readonly string[]).includes(req.format)) {
       throw new CdpError('bad_request', `unsupported format ${JSON.stringify(req.format)}; use one of ${ANALYST_FORMATS.join(', ')}`)
     }
     const p = req.principal
     const allTenants = p.permissions.includes('query:all')
     if (!allTenants && !p.permissions.includes('query:read')) throw new CdpError('forbidden', 'API key lacks the query:read permission')
-    const rawPii = p.permissions.includes('pii:read')
+    if (closed) throw cancelledError('shutdown', limits)
     const slot = allTenants ? '*' : p.tenant
     const n = inFlight.get(slot) ?? 0
     if (n >= limits.maxConcurrentPerTenant) {
       throw new CdpError('rate_limited', `at most ${limits.maxConcurrentPerTenant} analyst queries at a time per tenant`, { retryAfter: 1 })
     }
     inFlight.set(slot, n + 1)
+
+    const id = `cdp-analyst-${randomUUID()}`
+    let reason: CancelReason | undefined
+    const listeners = new Set<() => void>()
+    const cancel = (r: CancelReason): void => {
+      if (reason !== undefined) return
+      reason = r
+      for (const f of listeners) f()
+    }
+    const ctx: CallContext = {
+      id, queryId: id,
+      cancelled: () => reason,
+      onCancel: (f) => {
+        if (reason !== undefined) f()
+        else listeners.add(f)
+        return () => { listeners.delete(f) }
+      },
+    }
+    const onAbort = (): void => cancel('client')
+    req.signal?.addEventListener('abort', onAbort, { once: true })
+    if (req.signal?.aborted === true) cancel('client')
+    // ClickHouse enforces max_execution_time itself; this is the backstop should it not
+    const deadline = setTimeout(() => cancel('deadline'), (limits.maxExecutionTime + 5) * 1000)
+    deadline.unref()
+    const result = execute(req, ctx)
+    const done = result.then(() => undefined, () => undefined)
+    running.set(id, { cancel, done })
     try {
-      const lists = await tableLists(client, opts.database)
-      const settings = baseSettings()
-      // a Map literal in ClickHouse's text form; clickhouse-js passes strings through as they are
-      if (!allTenants) settings.additional_table_filters = tenantFilters(lists.tenantTables, p.tenant) as unknown as ClickHouseSettings['additional_table_filters']
-      const { max_result_rows: _r0, max_result_bytes: _b0, result_overflow_mode: _m0, ...fmtSettings } = settings
-      const formatted = await call('SELECT formatQuerySingleLine({sql:String}) AS q', 'JSONEachRow', fmtSettings, req.signal, { sql: req.sql })
-      let canonical = (JSON.parse(formatted.trim()) as { q: string }).q
-      if (!rawPii) canonical = redirectTables(canonical, lists.redirect)
-        // EXPLAIN output is longer than a small result limit allows
-      const { max_result_rows: _r, max_result_bytes: _b, result_overflow_mode: _m, ...guardSettings } = settings
-      const verdict = await guard(canonical, rawPii ? lists.raw : lists.masked, guardSettings, req.signal)
-      if (!verdict.ok) throw refused(verdict.reason)
-      return await call(canonical, req.format, settings, req.signal)
+      return await result
     } finally {
+      clearTimeout(deadline)
+      req.signal?.removeEventListener('abort', onAbort)
+      running.delete(id)
       const left = (inFlight.get(slot) ?? 1) - 1
       if (left <= 0) inFlight.delete(slot)
       else inFlight.set(slot, left)
     }
   }
+
+  const cancelAll = async (): Promise<void> => {
+    closed = true
+    const all = [...running.values()]
+    for (const r of all) r.cancel('shutdown')
+    await Promise.all(all.map((r) => r.done))
+  }
+
+  return Object.assign(run, { cancelAll, refreshTables: async () => { await readLists(true) } })
 }
 
 /**

@@ -109,7 +109,11 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
     publishDeadLetters,
     reassert,
   })
-  const query: QueryRunner = await analystQueryRunner(clickhouse, config, contracts)
+  const analyst = await analystQueryRunner(clickhouse, config, contracts)
+  // closes before ClickHouse: kills the analyst queries in flight, so closing chDB never waits
+  // on one (the HTTP route also cancels them before the listener drains)
+  res.add('analyst-queries', () => analyst.cancelAll())
+  const query: QueryRunner = analyst
   return { processor, clickhouse, kafka, query }
 }
 

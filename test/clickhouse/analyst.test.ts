@@ -117,24 +117,66 @@ for (const engine of ['chdb', 'http'] as Engine[]) {
   })
 }
 
-void t.test('chdb: at most N queries per tenant; a cancelled query leaves nothing running', async (t) => {
-  const f = await analystFixture(t, 'chdb', { maxConcurrentPerTenant: 1, maxRowsToRead: 100_000_000_000, maxExecutionTime: 5 })
-  const slow = 'SELECT count() FROM numbers(100000000000)'
-  const ac = new AbortController()
-  const first = f.run({ sql: slow, format: 'JSONEachRow', principal: ACME, signal: ac.signal }).then(() => 'done', (e: unknown) => e)
-  await new Promise((r) => setTimeout(r, 300))
-  const second = await attempt(f, 'SELECT 1')
-  t.ok(second.refused && second.code === 'rate_limited', 'a second concurrent query of the tenant is 429')
-  const other = await attempt(f, 'SELECT 1', { tenant: 'beta', permissions: ['query:read'] })
-  t.notOk(other.refused, 'another tenant is not held up')
-  ac.abort()
-  const ended = await first
-  t.ok(isCdpError(ended), `the cancelled query ends with an error (${String((ended as Error).message).slice(0, 80)})`)
-  // embedded chDB does not stop the work on abort (measured): max_execution_time (5 s here) ends it
-  const running = async (): Promise<number> => {
-    const rs = await f.client.query({ query: "SELECT count() AS c FROM system.processes WHERE query LIKE '%numbers(100000000000)%' AND query NOT LIKE '%system.processes%'", format: 'JSONEachRow' })
-    return Number((await rs.json<{ c: number }>())[0]?.c)
-  }
-  const gone = await waitFor('the cancelled query to leave system.processes', async () => ((await running()) === 0 ? true : undefined), 30_000)
-  t.ok(gone, 'nothing of it left in system.processes')
+/** analyst queries of this fixture still in system.processes (the probe itself excluded) */
+async function runningAnalystQueries(f: AnalystFixture, marker: string): Promise<number> {
+  const rs = await f.client.query({
+    query: `SELECT count() AS c FROM system.processes WHERE position(query, {m:String}) > 0 AND position(query, 'system.processes') = 0`,
+    format: 'JSONEachRow', query_params: { m: marker },
+  })
+  return Number((await rs.json<{ c: number | string }>())[0]?.c)
+}
+
+const started = async (f: AnalystFixture, marker: string): Promise<void> => {
+  await waitFor('the slow query to show in system.processes', async () => ((await runningAnalystQueries(f, marker)) > 0 ? true : undefined), 20_000, 50)
+}
+
+for (const engine of ['chdb', 'http'] as Engine[]) {
+  void t.test(`${engine}: at most N queries per tenant; a cancelled query is killed in ClickHouse`, async (t) => {
+    // max_execution_time far beyond the test's deadline: only KILL QUERY can end the query in time
+    const f = await analystFixture(t, engine, { maxConcurrentPerTenant: 1, maxRowsToRead: 1_000_000_000_000, maxExecutionTime: 600 })
+    const slow = 'SELECT count() FROM numbers(999999999999)'
+    const ac = new AbortController()
+    const first = f.run({ sql: slow, format: 'JSONEachRow', principal: ACME, signal: ac.signal }).then(() => 'done', (e: unknown) => e)
+    await started(f, '999999999999')
+    const second = await attempt(f, 'SELECT 1')
+    t.ok(second.refused && second.code === 'rate_limited', 'a second concurrent query of the tenant is 429')
+    const other = await attempt(f, 'SELECT 1', { tenant: 'beta', permissions: ['query:read'] })
+    t.notOk(other.refused, 'another tenant is not held up')
+    ac.abort()
+    const ended = await first
+    t.ok(isCdpError(ended) && /cancelled/.test(ended.message), `the cancelled query ends with an error (${String((ended as Error).message).slice(0, 80)})`)
+    // the runner's promise settles only once the engine let go; poll anyway, with a generous deadline
+    const gone = await waitFor('the killed query to leave system.processes', async () => ((await runningAnalystQueries(f, '999999999999')) === 0 ? true : undefined), 20_000)
+    t.ok(gone, 'nothing of it left in system.processes')
+    t.notOk((await attempt(f, 'SELECT 1')).refused, 'the slot is free again')
+  })
+
+  void t.test(`${engine}: cancelAll() kills every analyst query in flight and refuses new ones`, async (t) => {
+    const f = await analystFixture(t, engine, { maxRowsToRead: 1_000_000_000_000, maxExecutionTime: 600 })
+    const runs = [ACME, OPERATOR].map((principal, i) =>
+      f.run({ sql: `SELECT count() FROM numbers(99999999999${i})`, format: 'JSONEachRow', principal }).then(() => 'done', (e: unknown) => e))
+    await started(f, '999999999990')
+    await started(f, '999999999991')
+    await f.run.cancelAll()
+    t.equal(await runningAnalystQueries(f, '99999999999'), 0, 'nothing left in system.processes once cancelAll() resolved')
+    for (const r of await Promise.all(runs)) t.ok(isCdpError(r) && r.code === 'clickhouse_unavailable', `ended as shutting down: ${String((r as Error).message)}`)
+    const after = await attempt(f, 'SELECT 1')
+    t.ok(after.refused && after.code === 'clickhouse_unavailable', 'a new query after cancelAll() is refused')
+  })
+}
+
+void t.test('chdb: the table list is cached; a table created later is refused until read again, then scoped', async (t) => {
+  const f = await analystFixture(t, 'chdb')
+  const db = f.database
+  await f.client.command({ query: `CREATE TABLE ${db}.later (tenant String, v String) ENGINE = MergeTree ORDER BY tenant` })
+  await f.client.command({ query: `INSERT INTO ${db}.later VALUES ('acme', 'mine'), ('beta', 'BETA')` })
+  await f.client.command({ query: `CREATE TABLE ${db}.untenanted (v String) ENGINE = MergeTree ORDER BY v` })
+  await f.client.command({ query: `INSERT INTO ${db}.untenanted VALUES ('BETA')` })
+  // a refusal naming a table not on the list reads the list again (at most once a second)
+  await new Promise((r) => setTimeout(r, 1100))
+  t.same(rowsOf(await attempt(f, `SELECT tenant, v FROM ${db}.later`)), [{ tenant: 'acme', v: 'mine' }], 'a table created later is on the list and filtered')
+  const untenanted = await attempt(f, `SELECT v FROM ${db}.untenanted`)
+  t.ok(untenanted.refused && /not allowed/.test(untenanted.message), 'a table without a tenant column stays unreadable')
+  await f.run.refreshTables()
+  t.same(rowsOf(await attempt(f, `SELECT count() AS c FROM ${db}.later`)).map((r) => Number(r.c)), [1], 'refreshTables() keeps it scoped')
 })

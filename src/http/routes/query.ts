@@ -7,15 +7,21 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { CdpError } from '../../errors.js'
 import type { KeyVerifier } from '../../auth/keys.js'
-import { ANALYST_FORMATS, type AnalystFormat, type AnalystQueryRunner } from '../../clickhouse/analyst.js'
+import { ANALYST_FORMATS, type AnalystFormat, type AnalystQuery } from '../../clickhouse/analyst.js'
 import { requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 
 export const QUERY_FORMATS = ANALYST_FORMATS
 export type QueryFormat = AnalystFormat
-export type QueryRunner = AnalystQueryRunner
+/** the analyst runner (analyst.ts); `cancelAll` when it can cancel its queries in ClickHouse */
+export type QueryRunner = AnalystQuery & { cancelAll?: () => Promise<void> }
 
 export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRunner; limiter: RateLimiter }> = async (app, opts) => {
+  // app.close() waits for requests in flight: cancel the analyst queries first, so a long query
+  // cannot hold up the drain (preClose runs before the server waits for its requests)
+  const cancelAll = opts.query.cancelAll
+  if (cancelAll !== undefined) app.addHook('preClose', async () => { await cancelAll() })
+
   app.post('/v1/cdp/query', {
     // an operator key (query:all) holds query:read as well
     preHandler: requireKey(opts.keys, 'query:read', opts.limiter),
