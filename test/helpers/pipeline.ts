@@ -7,7 +7,7 @@ import { createLogger } from '../../src/observability/logger.js'
 import { Resources } from '../../src/runtime.js'
 import { consumerHooks } from '../../src/pipeline/service.js'
 import type { TestContext } from './config.js'
-import type { QueryFormat } from '../../src/http/routes/query.js'
+import type { QueryFormat, QueryRunner } from '../../src/http/routes/query.js'
 import { waitFor } from './process.js'
 
 export interface TestPipeline {
@@ -19,6 +19,8 @@ export interface TestPipeline {
   /** polls until `check(rows)` is true; returns the rows */
   until<T = Record<string, unknown>>(sql: string, check: (rows: T[]) => boolean, timeoutMs?: number): Promise<T[]>
   stop(): Promise<void>
+  /** the analyst runner the service hands to POST /v1/cdp/query */
+  query: QueryRunner
 }
 
 export async function startPipeline(t: TestContext, config: Readonly<Config>): Promise<TestPipeline> {
@@ -38,5 +40,5 @@ export async function startPipeline(t: TestContext, config: Readonly<Config>): P
   }
   const until = async <T>(sql: string, check: (r: T[]) => boolean, timeoutMs = 30_000): Promise<T[]> =>
     waitFor(`ClickHouse: ${sql}`, async () => { const r = await rows<T>(sql); return check(r) ? r : undefined }, timeoutMs, 250)
-  return { rows, until, stop, rowsText }
+  return { rows, until, stop, rowsText, query }
 }
