@@ -27,6 +27,14 @@ export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRu
     preHandler: requireKey(opts.keys, 'query:read', opts.limiter),
     schema: {
       summary: "Run read-only SQL over the key's tenant (query:all: every tenant; PII hashed without pii:read)",
+      description: 'One SELECT (or DESCRIBE / SHOW TABLES) checked by ClickHouse\'s own parser and analyzer, then run ' +
+        'with limits the caller cannot lift (execution time, rows read, result rows and bytes, memory). Every table ' +
+        'is filtered to the key\'s tenant (additional_table_filters); only an operator key with query:all, created ' +
+        'by the CLI, reads across tenants. Without pii:read, identity values and contract properties flagged pii ' +
+        'come back as HMAC-SHA256 hex (joins and counts still work). 400 bad_request: refused by the guard or a ' +
+        'limit was reached (the message says which). 429 rate_limited: the tenant already has ' +
+        'query.maxConcurrentPerTenant queries running (Retry-After). 503: the service is shutting down. A client ' +
+        'that disconnects cancels its query in ClickHouse. See docs/SECURITY.md.',
       body: {
         type: 'object', required: ['sql'], additionalProperties: false,
         properties: { sql: { type: 'string', minLength: 1, maxLength: 100_000 }, format: { enum: [...QUERY_FORMATS] } },
