@@ -7,7 +7,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { ApiKeyRecord, KeyStore } from '../state/types.js'
 
-export const PERMISSIONS = ['events:write', 'events:batch', 'query:read'] as const
+/**
+ * query:read: analyst SQL over the key's own tenant, PII masked. query:all: across tenants (an
+ * operator key; only the CLI creates keys). pii:read: identity values and pii properties raw.
+ */
+export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read'] as const
 export type Permission = (typeof PERMISSIONS)[number]
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'

@@ -122,6 +122,21 @@ export interface Config {
     /** namespace of every state-store key (Redis key prefix); tests use their own */
     prefix: string
   }
+  /** analyst queries (POST /v1/cdp/query): limits the caller cannot lift, PII masking key */
+  query: {
+    /** seconds */
+    maxExecutionTime: number
+    maxRowsToRead: number
+    maxResultRows: number
+    maxResultBytes: number
+    maxMemoryUsage: number
+    /** queries in flight per tenant per process; 429 beyond */
+    maxConcurrentPerTenant: number
+    /** threads per analyst query: in embedded mode the other cores stay with ingestion */
+    maxThreads: number
+    /** HMAC key of masked PII (CDP_PII_HASH_KEY); unset: generated once under dataDir. Instances must share it. */
+    piiHashKey: string | undefined
+  }
   /** where `cdp query` sends its request, and with which key (CDP_URL, CDP_API_KEY) */
   client: {
     url: string
@@ -150,7 +165,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'client'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'query', 'client'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -251,6 +266,15 @@ const schema = {
       properties: { dir: { type: 'string' }, releasedFile: { type: 'string' } },
     },
     keys: { type: 'object', additionalProperties: false, properties: { prefix: { type: 'string', pattern: '^[a-z0-9_]+$' } } },
+    query: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        maxExecutionTime: { type: 'integer', minimum: 1 }, maxRowsToRead: { type: 'integer', minimum: 1 },
+        maxResultRows: { type: 'integer', minimum: 1 }, maxResultBytes: { type: 'integer', minimum: 1024 },
+        maxMemoryUsage: { type: 'integer', minimum: 1_048_576 }, maxConcurrentPerTenant: { type: 'integer', minimum: 1 },
+        maxThreads: { type: 'integer', minimum: 1 }, piiHashKey: { type: ['string', 'null'], minLength: 16 },
+      },
+    },
     client: {
       type: 'object', additionalProperties: false,
       properties: { url: { type: 'string', pattern: '^https?://' }, apiKey: { type: ['string', 'null'] } },
@@ -325,6 +349,10 @@ function defaults(env: Env): Config {
     consumer: { partitionConcurrency: 3, flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200, sessionTimeoutMs: 30_000 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
+    query: {
+      maxExecutionTime: 30, maxRowsToRead: 1_000_000_000, maxResultRows: 100_000, maxResultBytes: 64 * 1024 * 1024,
+      maxMemoryUsage: 1024 * 1024 * 1024, maxConcurrentPerTenant: 2, maxThreads: 1, piiHashKey: undefined,
+    },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
   }
 }
@@ -392,6 +420,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
+    query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
       database: str('CLICKHOUSE_DATABASE'),

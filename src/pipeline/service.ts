@@ -21,9 +21,9 @@ import { fetchRecords } from '../kafka/fetch-one.js'
 import { createClickHouse, closeClickHouse, type ClickHouseClient } from '../clickhouse/client.js'
 import { runMigrations } from '../clickhouse/migrations.js'
 import { createWriter } from '../clickhouse/writer.js'
-import { runReadOnlyQuery } from '../clickhouse/query.js'
+import { analystQueryRunner } from '../clickhouse/analyst.js'
 import { quoteIdent } from '../clickhouse/sql.js'
-import type { QueryFormat, QueryRunner } from '../http/routes/query.js'
+import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from './processor.js'
 import { createIdentityStep } from './identity-step.js'
 
@@ -109,7 +109,11 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
     publishDeadLetters,
     reassert,
   })
-  const query: QueryRunner = async (sql: string, format: QueryFormat) => (await runReadOnlyQuery(clickhouse, sql, format)).text
+  const analyst = await analystQueryRunner(clickhouse, config, contracts)
+  // closes before ClickHouse: kills the analyst queries in flight, so closing chDB never waits
+  // on one (the HTTP route also cancels them before the listener drains)
+  res.add('analyst-queries', () => analyst.cancelAll())
+  const query: QueryRunner = analyst
   return { processor, clickhouse, kafka, query }
 }
 

@@ -62,7 +62,7 @@ void t.test('the query route answers read-only SQL in the asked format and refus
   const p = await startPipeline(t, api.config)
   const app = await buildApp(api.config, {
     ingest: api.rt.ingest, keys: api.rt.keys, readiness: api.rt.readiness, logger: createLogger({ logLevel: 'silent' }),
-    query: async (sql, format) => (await p.rowsText(sql, format)),
+    query: async (r) => p.rowsText(r.sql, r.format),
   })
   t.teardown(() => app.close())
   const { key } = await createKey(api.rt.stores.keys, { tenant: 'acme', permissions: ['query:read'] })
