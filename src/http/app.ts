@@ -11,6 +11,7 @@ import { REDACT_PATHS } from '../observability/logger.js'
 import type { IngestService } from '../ingest/service.js'
 import type { KeyVerifier } from '../auth/keys.js'
 import { installErrorHandling } from './errors.js'
+import { installContentEncoding } from './content-encoding.js'
 import { RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
 import { opsRoutes, type ReadinessCheck } from './routes/ops.js'
@@ -43,6 +44,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   // events are JSON; anything else is 415 rather than a confusing 422
   app.removeContentTypeParser('text/plain')
   installErrorHandling(app)
+  installContentEncoding(app, config.http.singleBodyLimitBytes)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
 
   await app.register(swagger, {
