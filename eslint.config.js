@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.stack/**', '.data/**', 'bin/**', 'eslint.config.js'] },
+  { ignores: ['dist/**', 'clients/*/dist/**', 'node_modules/**', '.stack/**', '.data/**', 'bin/**', 'eslint.config.js'] },
   {
     files: ['**/*.ts'],
     languageOptions: {

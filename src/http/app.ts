@@ -19,6 +19,7 @@ import type { KeyVerifier } from '../auth/keys.js'
 import { findInexactNumbers, type InexactNumber } from '../ingest/json-numbers.js'
 import { closeRedisClient, createRedisClient, redisSecurity } from '../state/redis-client.js'
 import { installErrorHandling } from './errors.js'
+import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, type RateLimitStore } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
 import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
@@ -106,6 +107,8 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onResponse', async (request, reply) => {
     if (FAILING_STATUSES.has(reply.statusCode)) failures.record(request.ip)
   })
+  // gzip bodies are inflated in preParsing, after onRequest has authenticated the caller
+  installContentEncoding(app, config.http.singleBodyLimitBytes)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
 
   await app.register(swagger, {
