@@ -14,7 +14,7 @@ export type CdpEvent = {
   /** Registered CDP event type.
    * @example "purchase_completed" */
   eventType: string
-  /** ISO 8601 timestamp with offset; defaults to receipt time when omitted.
+  /** ISO 8601 timestamp with offset, 1900-01-01 to 2299-12-31 UTC, at most millisecond precision (further digits must be 0); defaults to receipt time when omitted.
    * @example "2026-05-20T12:45:00Z" */
   occurredAt?: string
   /** Inbound identity object used for profile resolution. At least one field is required. */
