@@ -59,7 +59,7 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
   const clickhouse = createClickHouse(config)
   res.add('clickhouse', () => closeClickHouse(clickhouse))
   const segmentable = contracts.segmentableColumns()
-  await runMigrations(clickhouse, { database: config.clickhouse.database, segmentable })
+  await runMigrations(clickhouse, { database: config.clickhouse.database, segmentable, log })
   const writer = createWriter(clickhouse, { database: config.clickhouse.database })
   const stores = await createStateStores(config)
   res.add('consumer-state', () => stores.close())
