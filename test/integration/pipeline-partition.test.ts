@@ -115,7 +115,9 @@ void t.test('re-assertion is idempotent: a fresh consumer group over the same to
   const high = async () => Number((await admin.fetchTopicOffsets(cfg.kafka.topic))[0]?.high)
   const caughtUp = (c: Readonly<Config>, end: number) => waitFor(`group ${c.kafka.consumerGroup} at ${end}`, async () => {
     const [g] = await admin.fetchOffsets({ groupId: c.kafka.consumerGroup, topics: [c.kafka.topic] })
-    return Number(g?.partitions[0]?.offset) === end ? true : undefined
+    // a re-assertion is produced before the offset of its batch is committed: once the group is
+    // past `end`, any re-assertion is on the topic
+    return Number(g?.partitions[0]?.offset) >= end ? true : undefined
   })
 
   await producer.send({ topic: cfg.kafka.topic, acks: -1, messages: [{ key: first.key, value: first.value }, { key: other.key, value: other.value }] })
@@ -127,7 +129,11 @@ void t.test('re-assertion is idempotent: a fresh consumer group over the same to
   await p1.stop()
 
   for (const pass of [2, 3]) {
-    const again: Readonly<Config> = { ...cfg, kafka: { ...cfg.kafka, consumerGroup: `${cfg.kafka.consumerGroup}-pass${pass}` } }
+    // one record per slice: the conflict and the re-assertion after it are never in one batch, so
+    // only the store's memory of the re-assertion can tell that the topic already ends with the fact
+    const again: Readonly<Config> = {
+      ...cfg, kafka: { ...cfg.kafka, consumerGroup: `${cfg.kafka.consumerGroup}-pass${pass}` }, consumer: { ...cfg.consumer, flushMaxRows: 1 },
+    }
     const p = await startPipeline(t, again)
     await caughtUp(again, afterLive)
     await p.stop()
