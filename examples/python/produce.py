@@ -30,6 +30,8 @@ args.add_argument("--tenant", default="acme")
 args.add_argument("--source", default="svc.loyalty.py", help="a source of your own: the API's idempotency claims do not see direct writes")
 args.add_argument("--run", default=str(int(time.time())), help="part of every externalEventId, so runs do not collide")
 args.add_argument("--count", type=int, default=5)
+args.add_argument("--partitioner", default="murmur2_random",
+                  help="keep murmur2_random; another one (e.g. librdkafka's default consistent_random) only shows the consumer dead-lettering misplaced records as wrong_partition")
 opts = args.parse_args()
 
 registry = SchemaRegistryClient({"url": opts.registry})
@@ -44,7 +46,7 @@ producer = Producer({
     "bootstrap.servers": opts.brokers,
     # librdkafka's default (consistent_random) hashes keys with CRC32: another partition than Java
     # and kafkajs pick for most keys. murmur2_random is Kafka's default partitioner for keyed records.
-    "partitioner": "murmur2_random",
+    "partitioner": opts.partitioner,
     "enable.idempotence": True,
     "acks": "all",
 })
@@ -81,10 +83,10 @@ def send(value):
     def report(err, msg):
         if err is not None:
             raise KafkaException(err)
-        if msg.partition() != expected:
+        if msg.partition() != expected and opts.partitioner == "murmur2_random":
             raise SystemExit("librdkafka chose partition %d, murmur2 names %d: check the partitioner setting" % (msg.partition(), expected))
         delivered[value["eventId"]] = {"externalEventId": value["externalEventId"], "eventId": value["eventId"],
-                                       "key": key.decode("utf-8"), "partition": msg.partition(), "offset": msg.offset()}
+                                       "key": key.decode("utf-8"), "partition": msg.partition(), "offset": msg.offset(), "murmur2": expected}
 
     payload = serializer(value, SerializationContext(opts.topic, MessageField.VALUE))
     producer.produce(opts.topic, key=key, value=payload, on_delivery=report)

@@ -25,6 +25,7 @@ import { CdpError } from '../errors.js'
 import { mapClickHouseError } from './errors.js'
 import type { SegmentableColumn } from './rows.js'
 import { quoteIdent } from './sql.js'
+import type { Logger } from '../observability/logger.js'
 
 export interface Migration {
   version: number
@@ -185,6 +186,8 @@ export interface MigrateOptions {
   database: string
   /** segmentable contract properties (from the contracts registry) */
   segmentable?: readonly SegmentableColumn[]
+  /** told once per change this run makes (a version applied, a column added, the view recreated) */
+  log?: Pick<Logger, 'info'>
 }
 
 export interface MigrateResult {
@@ -239,10 +242,13 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
       throw mapClickHouseError(err, `recording migration ${m.version}`)
     }
     applied.push(m.version)
+    opts.log?.info({ database: opts.database, version: m.version, migration: m.name }, 'ClickHouse migration applied')
   }
 
   const addedColumns = await ensureSegmentableColumns(client, opts.database, opts.segmentable ?? [])
   const viewRecreated = await ensureEventsResolved(client, opts.database)
+  for (const column of addedColumns) opts.log?.info({ database: opts.database, column }, 'ClickHouse typed column added to events')
+  if (viewRecreated) opts.log?.info({ database: opts.database }, 'ClickHouse view events_resolved (re)created')
   return { applied, addedColumns, viewRecreated }
 }
 

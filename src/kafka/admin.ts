@@ -66,8 +66,12 @@ async function describeTopic(admin: Admin, topic: string) {
   }
 }
 
-/** Create the events and dead-letter topics when missing; verify the events topic. */
-export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Promise<{ created: string[] }> {
+/**
+ * Create the events and dead-letter topics when missing; verify the events topic. Returns its
+ * partition count as read from the broker (equal to config.kafka.partitions, or this throws): the
+ * consumer places keys with it (src/pipeline/partition-step.ts).
+ */
+export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Promise<{ created: string[]; partitions: number }> {
   const admin = kafka.admin()
   try {
     await admin.connect()
@@ -90,14 +94,15 @@ export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Prom
       })
       created.push(...wanted.map((w) => w.topic))
     }
-    const problems = checkEventsTopic(config, await describeTopic(admin, config.kafka.topic))
+    const described = await describeTopic(admin, config.kafka.topic)
+    const problems = checkEventsTopic(config, described)
     if (problems.length > 0) {
       throw new CdpError('topic_misconfigured',
         `topic ${config.kafka.topic} is misconfigured: ` +
         problems.map((p) => `${p.setting} is ${p.actual}, expected ${p.expected}`).join('; '),
         { details: problems.map((p) => ({ pointer: `/${p.setting}`, code: 'topic_setting', message: `expected ${p.expected}, got ${p.actual}` })) })
     }
-    return { created }
+    return { created, partitions: described.partitions }
   } catch (err) {
     if (err instanceof CdpError) throw err
     throw new CdpError('kafka_unavailable', `cannot verify topics on ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })

@@ -47,8 +47,20 @@ export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffi
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log
       const fields = { kafka: entry.namespace, broker: extra.broker as unknown, error: extra.error as unknown }
-      if (entry.level <= KafkaLogLevel.ERROR) log.error(fields, message)
-      else log.warn(fields, message)
+      log[kafkaLogLevel(entry.level, message, extra.error)](fields, message)
     },
   })
+}
+
+/**
+ * Group membership churn is how consumer groups work (a member joins, leaves, restarts): kafkajs
+ * logs it as warnings and errors (`The group is rebalancing`, a heartbeat answered
+ * REBALANCE_IN_PROGRESS, a coordinator that forgot a restarted member, a stale generation), which would page someone
+ * for every deploy. Those are info; everything else keeps kafkajs's level.
+ */
+const MEMBERSHIP = /rebalanc|re-?joining|rejoin is needed|not aware of this member|needs to have a valid member id|group generation id is not valid/i
+
+export function kafkaLogLevel(level: number, message: string, error: unknown): 'error' | 'warn' | 'info' {
+  if (MEMBERSHIP.test(message) || (typeof error === 'string' && MEMBERSHIP.test(error))) return 'info'
+  return level <= KafkaLogLevel.ERROR ? 'error' : 'warn'
 }

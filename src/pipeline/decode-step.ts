@@ -1,12 +1,15 @@
 /**
- * Decode step: the record's key must be the canonical key of a tuple, and its value a registered
- * schema version in Confluent Avro wire format.
+ * Decode step: the record's key must be the canonical key of a tuple, on the partition its key
+ * names (partition-step.ts), and its value a registered schema version in Confluent Avro wire
+ * format. The partition is checked before the value: a record on the wrong partition is never
+ * judged there, whatever its value.
  */
 import type { CdpEvent } from '../avro/event.js'
 import { FactKey } from '../avro/key.js'
 import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
 import { deadLetter, ok, type Outcome } from './outcome.js'
+import { partitionStep } from './partition-step.js'
 
 export interface Decoded {
   record: InboundRecord
@@ -14,7 +17,8 @@ export interface Decoded {
   event: CdpEvent
 }
 
-export function decodeStep(deps: Pick<ProcessorDeps, 'codec'>): (record: InboundRecord) => Promise<Outcome<Decoded>> {
+export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (record: InboundRecord) => Promise<Outcome<Decoded>> {
+  const onPartition = partitionStep(deps)
   return async (record) => {
     const read = FactKey.read(record.key)
     if (!read.ok) {
@@ -25,7 +29,9 @@ export function decodeStep(deps: Pick<ProcessorDeps, 'codec'>): (record: Inbound
           message: 'key is not in canonical form: the UTF-8 bytes of JSON.stringify([tenant, source, externalEventId])',
         })
     }
-    const key = read.key
+    const placed = onPartition(record, read.key)
+    if (placed.kind !== 'ok') return placed
+    const key = placed.value
     const r = await deps.codec.decode(record.value)
     if (!r.ok) return deadLetter({ record, key, tenant: key.tenant, reason: r.reason, message: r.message })
     return ok({ record, key, event: r.event })

@@ -8,9 +8,13 @@
  *
  * Re-assertion: compaction keeps the last record under a key, so any other record under the key of
  * a stored fact (a conflict, but also a value that does not decode or fails its contract) would
- * replace the fact; producing the first fact again after it keeps the fact. Not when the first fact
- * comes later in the same partition: it already follows the bad record. Only live: a replay reads
- * the topic, it does not write to it.
+ * replace the fact; producing the first fact again after it keeps the fact. Not when the topic
+ * already holds a copy of the fact after the bad record: the first fact itself coming later in the
+ * same partition, a later copy in this batch (a re-assertion met again, a producer's retry), or a
+ * re-assertion the dedup store remembers making after this offset. That last check is what keeps
+ * a live consumer under a fresh group from growing the topic on every pass (issue 13). Only
+ * live: a replay reads the topic, it does not write to it. A `wrong_partition` record never calls
+ * for one: it sits on another partition than the fact, where compaction cannot touch the fact.
  */
 import type { FactKey } from '../avro/key.js'
 import type { FactRef } from '../state/types.js'
@@ -23,10 +27,12 @@ export interface Unique extends Valid {
   maybeWritten: boolean
 }
 
-/** produce `original` again under `key` */
+/** produce `original` again under `key`, after the bad record at offset `after` */
 export interface Reassertion {
   key: FactKey
   original: FactRef
+  /** the bad record's offset (same partition as the fact) */
+  after: string
 }
 
 export interface DedupResult {
@@ -44,9 +50,12 @@ export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: 
       key: x.key.text,
       ref: { eventId: x.event.eventId, fingerprint: x.fingerprint, partition: x.record.partition, offset: x.record.offset },
     })))
-    const reassert: Reassertion[] = []
+    const wanted: Wanted[] = []
+    /** per key, the highest offset in this batch holding a copy of the stored first fact */
+    const copies = new Map<string, bigint>()
     const outcomes = items.map((x, i): Outcome<Unique> => {
       const d = decided[i]!
+      if (d.outcome !== 'conflict') copies.set(x.key.text, maxBig(copies.get(x.key.text), BigInt(x.record.offset)))
       switch (d.outcome) {
         case 'first':
           return ok({ ...x, maybeWritten: d.redelivered || deps.mode === 'replay' })
@@ -57,26 +66,44 @@ export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: 
           if (deps.mode === 'replay') return ok({ ...x, event: { ...x.event, eventId: d.original.eventId }, maybeWritten: true })
           return skip('repeat', x.record)
         case 'conflict':
-          if (deps.mode === 'live') reassert.push({ key: x.key, original: d.original })
+          wanted.push({ key: x.key, record: x.record, original: d.original })
           return deadLetter({
             record: x.record, key: x.key, tenant: x.event.tenant, reason: 'tuple_conflict',
             message: `tuple already holds event ${d.original.eventId} with another payload (at ${d.original.partition}/${d.original.offset}); the first fact stays`,
           })
       }
     })
-    if (deps.mode === 'live') reassert.push(...await underStoredFacts(deps, earlier))
-    return { outcomes, reassert }
+    if (deps.mode === 'replay') return { outcomes, reassert: [] }
+    wanted.push(...await underStoredFacts(deps, earlier))
+    return { outcomes, reassert: await stillNeeded(deps, wanted, copies) }
   }
 }
 
+interface Wanted { key: FactKey; record: { partition: number; offset: string }; original: FactRef }
+
+const maxBig = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b > a ? b : a)
+
 /** earlier dead letters whose key holds a stored fact that does not come after them */
-async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Reassertion[]> {
-  const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } => l.key !== undefined && l.reason !== 'tuple_conflict')
+async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Wanted[]> {
+  const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } =>
+    l.key !== undefined && l.reason !== 'tuple_conflict' && l.reason !== 'wrong_partition')
   // after checkMany above: a fact first seen in this batch counts
   const found = await Promise.all(keyed.map(async (l) => ({ l, o: await deps.dedup.get(l.key.text) })))
   return found.flatMap(({ l, o }) => {
     if (o === undefined) return []
     if (o.partition === l.record.partition && BigInt(o.offset) > BigInt(l.record.offset)) return []
-    return [{ key: l.key, original: o }]
+    return [{ key: l.key, record: l.record, original: o }]
+  })
+}
+
+/** drops the bad records the topic already follows with a copy of the fact */
+async function stillNeeded(deps: Pick<ProcessorDeps, 'dedup'>, wanted: Wanted[], copies: ReadonlyMap<string, bigint>): Promise<Reassertion[]> {
+  const inBatch = wanted.filter((w) => !((copies.get(w.key.text) ?? -1n) > BigInt(w.record.offset)))
+  if (inBatch.length === 0) return []
+  const marks = await deps.dedup.reassertedAfter(inBatch.map((w) => w.key.text))
+  return inBatch.flatMap((w, i) => {
+    const mark = marks[i]
+    if (mark !== undefined && BigInt(mark) >= BigInt(w.record.offset)) return []
+    return [{ key: w.key, original: w.original, after: w.record.offset }]
   })
 }

@@ -35,6 +35,13 @@ export interface IdentityStep {
 export interface ProcessorDeps {
   config: Readonly<Config>
   codec: Pick<SchemaCodec, 'decode'>
+  /**
+   * the events topic's partition count, read once at start from the topic's metadata (start-up
+   * refuses a topic whose count differs from config.kafka.partitions). Not re-read on rebalance:
+   * partitions added while running would move keys, so records murmur2 does not place on their
+   * partition under this count are dead-lettered `wrong_partition` until the operator acts.
+   */
+  partitions: number
   checkContract(tenant: string, eventType: string, properties: unknown): { ok: true; version: number } | { ok: false; details: ErrorDetail[] }
   /** segmentable property -> column, for the typed ClickHouse columns */
   segmentable: readonly { property: string; column: string }[]

@@ -9,6 +9,8 @@ import type { InboundRecord } from '../kafka/consumer.js'
 export type DeadLetterReason =
   | 'bad_key' | 'not_avro' | 'unknown_schema' | 'bad_avro'
   | 'key_mismatch' | 'contract_violation' | 'no_identity' | 'tuple_conflict'
+  /** the key's murmur2 names another partition than the record's (partition-step.ts) */
+  | 'wrong_partition'
 
 export interface DeadLetter {
   record: InboundRecord

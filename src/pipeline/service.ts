@@ -14,6 +14,7 @@ import { createStateStores } from '../state/index.js'
 import { createIdentityGraph } from '../identity/index.js'
 import { SchemaCodec } from '../avro/codec.js'
 import { keyString } from '../avro/key.js'
+import { partitionFor } from '../avro/partition.js'
 import { createKafka } from '../kafka/client.js'
 import { ensureTopics } from '../kafka/admin.js'
 import { ConsumerRunner, type ConsumerRunnerOptions } from '../kafka/consumer.js'
@@ -58,14 +59,14 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
   const clickhouse = createClickHouse(config)
   res.add('clickhouse', () => closeClickHouse(clickhouse))
   const segmentable = contracts.segmentableColumns()
-  await runMigrations(clickhouse, { database: config.clickhouse.database, segmentable })
+  await runMigrations(clickhouse, { database: config.clickhouse.database, segmentable, log })
   const writer = createWriter(clickhouse, { database: config.clickhouse.database })
   const stores = await createStateStores(config)
   res.add('consumer-state', () => stores.close())
   const graph = await createIdentityGraph(config)
   res.add('identity-graph', () => graph.close())
   const kafka = createKafka(config, log, mode === 'replay' ? '-replay' : '-consumer')
-  await ensureTopics(kafka, config)
+  const { partitions } = await ensureTopics(kafka, config)
   const codec = new SchemaCodec(config.schemaRegistry)
   await codec.init(config.kafka.topic)
   const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
@@ -93,13 +94,15 @@ export async function buildPipeline(config: Readonly<Config>, log: Logger, res: 
         log.error({ partition: o.partition, offset: o.offset }, 'cannot re-assert a first fact: its record is no longer on the topic')
         return []
       }
-      return [{ key: Buffer.from(keys[i]!, 'utf8'), value: rec.value, headers: { 'cdp-reasserted-from': `${o.partition}/${o.offset}` } }]
+      const key = Buffer.from(keys[i]!, 'utf8')
+      // the partition the consumer accepts the key on, whatever the client's default partitioner
+      return [{ key, partition: partitionFor(key, partitions), value: rec.value, headers: { 'cdp-reasserted-from': `${o.partition}/${o.offset}` } }]
     })
     if (messages.length > 0) await producer.send({ topic: config.kafka.topic, acks: -1, messages })
   }
 
   const processor = new BatchProcessor({
-    config, codec, mode, log,
+    config, codec, mode, log, partitions,
     checkContract: contractChecker(contracts, config),
     segmentable,
     dedup: stores.dedup,

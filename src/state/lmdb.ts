@@ -57,6 +57,7 @@ class LmdbClaimStore implements ClaimStore {
 class LmdbDedupStore implements DedupStore {
   constructor(
     private readonly db: Database<FactRef, string>,
+    private readonly reasserted: Database<string, string>,
     private readonly writes: WriteQueue,
     private readonly closed: () => boolean,
   ) {}
@@ -73,6 +74,17 @@ class LmdbDedupStore implements DedupStore {
 
   get(key: string): Promise<FactRef | undefined> {
     return readOp('dedup get', this.closed, () => this.db.get(lmdbKey(key)))
+  }
+
+  reassertedAfter(keys: string[]): Promise<(string | undefined)[]> {
+    return readOp('dedup reasserted', this.closed, () => keys.map((k) => this.reasserted.get(lmdbKey(k))))
+  }
+
+  async markReasserted(items: { key: string; after: string }[]): Promise<void> {
+    if (items.length === 0) return
+    await this.writes.run(() => {
+      for (const { key, after } of items) this.reasserted.putSync(lmdbKey(key), after)
+    })
   }
 }
 
@@ -107,7 +119,8 @@ class LmdbStateStores implements StateStores {
     this.#writes = new WriteQueue(env, 'state')
     const closed = (): boolean => this.#closed
     this.claims = new LmdbClaimStore(env.openDB<ClaimRecord, string>({ name: 'claims' }), this.#writes)
-    this.dedup = new LmdbDedupStore(env.openDB<FactRef, string>({ name: 'dedup' }), this.#writes, closed)
+    this.dedup = new LmdbDedupStore(
+      env.openDB<FactRef, string>({ name: 'dedup' }), env.openDB<string, string>({ name: 'reasserted' }), this.#writes, closed)
     this.keys = new LmdbKeyStore(env.openDB<ApiKeyRecord, string>({ name: 'keys' }), this.#writes, closed)
   }
 

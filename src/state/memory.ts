@@ -10,11 +10,13 @@ import type { ApiKeyRecord, FactRef, StateStores } from './types.js'
 export interface MemoryStateData {
   claims: Map<string, ClaimRecord>
   dedup: Map<string, FactRef>
+  /** key -> offset of the last bad record the fact was re-asserted after */
+  reasserted: Map<string, string>
   keys: Map<string, ApiKeyRecord>
 }
 
 export function emptyMemoryState(): MemoryStateData {
-  return { claims: new Map(), dedup: new Map(), keys: new Map() }
+  return { claims: new Map(), dedup: new Map(), reasserted: new Map(), keys: new Map() }
 }
 
 /** Pass the same `data` to a second call to see what the first one wrote (a "reopen"). */
@@ -59,6 +61,14 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
         guard()
         const ref = data.dedup.get(key)
         return ref === undefined ? undefined : { ...ref }
+      },
+      async reassertedAfter(keys) {
+        guard()
+        return keys.map((k) => data.reasserted.get(k))
+      },
+      async markReasserted(items) {
+        guard()
+        for (const { key, after } of items) data.reasserted.set(key, after)
       },
     },
     keys: {

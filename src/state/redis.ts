@@ -165,6 +165,18 @@ class RedisDedupStore implements DedupStore {
     if (eventId == null || fingerprint == null || partition == null || offset == null) return undefined
     return { eventId, fingerprint, partition: Number(partition), offset }
   }
+
+  // field `r` of the fact's own hash: it goes when the fact goes
+  async reassertedAfter(keys: string[]): Promise<(string | undefined)[]> {
+    return Promise.all(keys.map(async (k) =>
+      (await redisCall(this.client, 'dedup reasserted', (c) => c.hget(`${this.prefix}:dedup:${k}`, 'r'))) ?? undefined))
+  }
+
+  async markReasserted(items: { key: string; after: string }[]): Promise<void> {
+    for (const { key, after } of items) {
+      await redisCall(this.client, 'dedup mark reasserted', (c) => c.hset(`${this.prefix}:dedup:${key}`, 'r', after))
+    }
+  }
 }
 
 class RedisKeyStore implements KeyStore {

@@ -59,6 +59,15 @@ export interface DedupStore {
   /** decided in order; a later item with the same key sees the earlier one */
   checkMany(items: { key: string; ref: FactRef }[]): Promise<DedupOutcome[]>
   get(key: string): Promise<FactRef | undefined>
+  /**
+   * Re-assertions (src/pipeline/dedup-step.ts): the offset of the last bad record under each key
+   * after which the first fact was produced again, or undefined. All of a key's records sit on
+   * one partition, so an offset is enough. A consumer meeting that bad record again (a fresh
+   * group, a replay) finds the topic already ends with the fact and produces nothing.
+   */
+  reassertedAfter(keys: string[]): Promise<(string | undefined)[]>
+  /** record re-assertions made, after they are on the topic */
+  markReasserted(items: { key: string; after: string }[]): Promise<void>
 }
 
 // ---------- API keys ----------

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { isCdpError } from '../../src/errors.js'
-import { runMigrations } from '../../src/clickhouse/migrations.js'
+import { runMigrations, type MigrateOptions } from '../../src/clickhouse/migrations.js'
 import { harness, rows } from './fixtures/harness.js'
 
 const columnsOf = async (h: Awaited<ReturnType<typeof harness>>, table: string): Promise<Record<string, string>> => {
@@ -25,13 +25,16 @@ void t.test('segmentable properties become typed columns, added once, visible in
 
   // next start: same contracts change nothing; a new property adds only its column.
   // Types are compared in ClickHouse's spelling, so 'decimal(18,2)' matches 'Decimal(18, 2)'.
+  const told: string[] = []
+  const log = { info: (o: Record<string, unknown>, msg: string) => { told.push(`${msg}: ${String(o.column ?? o.version ?? '')}`) } } as unknown as MigrateOptions['log']
   const same = await runMigrations(h.client, {
-    database: h.database,
+    database: h.database, log,
     segmentable: [{ column: 'p_plan', clickhouseType: 'LowCardinality(Nullable(String))' }, { column: 'p_amount', clickhouseType: 'Nullable(Float64)' }],
   })
   t.same(same, { applied: [], addedColumns: [], viewRecreated: false })
+  t.same(told, [], 'nothing changed: nothing logged')
   const more = await runMigrations(h.client, {
-    database: h.database,
+    database: h.database, log,
     segmentable: [
       { column: 'p_plan', clickhouseType: 'LowCardinality(Nullable(String))' },
       { column: 'p_price', clickhouseType: 'decimal(18,2)' },
@@ -39,6 +42,9 @@ void t.test('segmentable properties become typed columns, added once, visible in
     ],
   })
   t.same(more, { applied: [], addedColumns: ['p_price', 'p_tags'], viewRecreated: true })
+  t.same(told, [
+    'ClickHouse typed column added to events: p_price', 'ClickHouse typed column added to events: p_tags', 'ClickHouse view events_resolved (re)created: ',
+  ], 'each change logged once')
   const resolved = await columnsOf(h, 'events_resolved')
   t.equal(resolved.p_price, 'Decimal(18, 2)')
   t.equal(resolved.p_tags, 'Array(String)')

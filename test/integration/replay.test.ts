@@ -106,6 +106,8 @@ void t.test('cdp replay into a new database: same facts, same event ids; twice c
   const second = await readDb(cfg, replayCfg.clickhouse.database)
   t.same(second, first, 'a second replay changes nothing')
   t.equal(await dlqSize(), 2, 'replays rebuild ClickHouse only: nothing published to the DLQ topic again')
+  const topicSize = (await admin.fetchTopicOffsets(cfg.kafka.topic)).reduce((s, h) => s + Number(h.high), 0)
+  t.equal(topicSize, offsets, 'two replays over a conflict re-assert nothing: the topic did not grow (issue 13)')
 
   t.match(out1[0], new RegExp(`^replay: ${offsets} records on 3 partitions of ${cfg.kafka.topic.replace(/\./g, '\\.')} into ${replayCfg.clickhouse.database} \\(group .+\\)$`))
   t.ok(out1.some((l) => /^replay: \d+\/\d+ records, \d+ records\/s, lag \d+, ETA \S+ s?;? ?.*written \d+/.test(l)), 'progress lines: done/total, rate, lag, ETA')

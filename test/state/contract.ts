@@ -203,6 +203,18 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_2', 'fp-1', 11, '9007199254740993124') }]), [{ outcome: 'repeat', original: big }])
   })
 
+  void t.test('dedup: re-assertions are remembered per key, and leave the fact as it was', async (t) => {
+    const { stores } = await open(t)
+    const first = ref('evt_1', 'fp-1', 2, '100')
+    await stores.dedup.checkMany([{ key: key('a'), ref: first }, { key: key('b'), ref: ref('evt_2', 'fp-1', 2, '3') }])
+    t.same(await stores.dedup.reassertedAfter([key('a'), key('b'), key('nothing')]), [undefined, undefined, undefined])
+    await stores.dedup.markReasserted([{ key: key('a'), after: '104' }])
+    await stores.dedup.markReasserted([{ key: key('a'), after: '9007199254740993123' }])
+    t.same(await stores.dedup.reassertedAfter([key('a'), key('b')]), ['9007199254740993123', undefined], 'the last mark, every digit')
+    t.same(await stores.dedup.get(key('a')), first)
+    t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_4', 'fp-2', 2, '200') }]), [{ outcome: 'conflict', original: first }])
+  })
+
   void t.test('keys: put, get, list, overwrite', async (t) => {
     const { stores } = await open(t)
     t.same(await stores.keys.listKeys(), [])

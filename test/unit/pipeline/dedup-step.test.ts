@@ -11,7 +11,13 @@ const key = keyOf(e)
 function store(data: MemoryStateData = emptyMemoryState()): { dedup: DedupStore; data: MemoryStateData; gets: string[] } {
   const dedup = createMemoryStateStores(data).dedup
   const gets: string[] = []
-  return { data, gets, dedup: { checkMany: (i) => dedup.checkMany(i), get: async (k) => { gets.push(k); return dedup.get(k) } } }
+  return {
+    data, gets,
+    dedup: {
+      checkMany: (i) => dedup.checkMany(i), get: async (k) => { gets.push(k); return dedup.get(k) },
+      reassertedAfter: (k) => dedup.reassertedAfter(k), markReasserted: (i) => dedup.markReasserted(i),
+    },
+  }
 }
 
 /** a dead letter of an earlier step under the fact's key */
@@ -76,7 +82,7 @@ void t.test('a bad record under the key of a stored fact re-asserts the fact', a
   const s = store()
   await s.dedup.checkMany([{ key: key.text, ref: ref('evt_0', 0, 2) }])
   const r = await dedupStep({ dedup: s.dedup, mode: 'live' })([], [badUnderKey(6)])
-  t.same(r.reassert, [{ key, original: ref('evt_0', 0, 2) }])
+  t.same(r.reassert, [{ key, original: ref('evt_0', 0, 2), after: '6' }])
 })
 
 void t.test('... also when the fact came first earlier in the same batch', async (t) => {
@@ -98,6 +104,39 @@ void t.test('... and not when no fact is stored under the key, or the letter has
   const r = await dedupStep({ dedup: s.dedup, mode: 'live' })([], [badUnderKey(6), noKey])
   t.same(r.reassert, [])
   t.same(s.gets, [key.text], 'no lookup for a record without a key')
+})
+
+void t.test('a wrong_partition record never re-asserts: it is not on the fact\'s partition', async (t) => {
+  const s = store()
+  await s.dedup.checkMany([{ key: key.text, ref: ref('evt_0', 0, 2) }])
+  const wrong: DeadLetter = { ...badUnderKey(6, 3), reason: 'wrong_partition' }
+  const r = await dedupStep({ dedup: s.dedup, mode: 'live' })([], [wrong])
+  t.same(r.reassert, [])
+})
+
+void t.test('idempotent: no re-assertion after a bad record the store says was already followed by one', async (t) => {
+  const s = store()
+  await s.dedup.checkMany([{ key: key.text, ref: ref('evt_0', 0, 2, 'other') }])
+  await s.dedup.markReasserted([{ key: key.text, after: '6' }])
+  const conflictAt = (o: number) => dedupStep({ dedup: s.dedup, mode: 'live' })([valid(o, e)], [])
+  const again = await conflictAt(6)
+  t.match(again.outcomes, [{ kind: 'dead_letter', letter: { reason: 'tuple_conflict' } }], 'still dead-lettered')
+  t.same(again.reassert, [], 'the topic already holds a copy after offset 6')
+  t.same((await dedupStep({ dedup: s.dedup, mode: 'live' })([], [badUnderKey(4)])).reassert, [], 'nor after an earlier one')
+  t.same((await conflictAt(9)).reassert.map((x) => x.after), ['9'], 'a bad record after the last copy still calls for one')
+})
+
+void t.test('idempotent: no re-assertion when a later record of the batch is a copy of the first fact', async (t) => {
+  const s = store()
+  const first = valid(2, e)
+  await s.dedup.checkMany([{ key: key.text, ref: { ...ref('evt_0', 0, 2), fingerprint: first.fingerprint } }])
+  const conflicting = valid(6, event({ properties: '{"amount":99}' }))
+  const copy = valid(7, event({ eventId: 'evt_0' }))
+  const r = await dedupStep({ dedup: s.dedup, mode: 'live' })([conflicting, copy], [])
+  t.match(r.outcomes, [{ kind: 'dead_letter', letter: { reason: 'tuple_conflict' } }, { kind: 'skip', why: 'repeat' }])
+  t.same(r.reassert, [])
+  const before = await dedupStep({ dedup: s.dedup, mode: 'live' })([valid(8, event({ eventId: 'evt_0' })), valid(9, event({ properties: '{"amount":1}' }))], [])
+  t.same(before.reassert.map((x) => x.after), ['9'], 'a copy before the bad record does not count')
 })
 
 void t.test('conflicts come first in the re-assertions, then bad records under stored keys', async (t) => {

@@ -11,7 +11,7 @@ import { config, event, fakeCodec, fakeIdentity, fakeWriter, keyOf, record, reco
 
 function processor(calls: Call[], mode: ProcessorDeps['mode'], data: MemoryStateData, inClickHouse = new Set<string>()): BatchProcessor {
   return new BatchProcessor({
-    config, codec: fakeCodec, mode, log: createLogger({ logLevel: 'silent' }),
+    config, codec: fakeCodec, partitions: 1, mode, log: createLogger({ logLevel: 'silent' }),
     checkContract: (_tenant, _type, properties) => (properties as { amount?: unknown }).amount === 'bad'
       ? { ok: false, details: [{ pointer: '/properties/amount', code: 'type', message: 'must be number' }] }
       : { ok: true, version: 1 },
@@ -59,7 +59,9 @@ void t.test('the same batch again (a crash before the commit): ClickHouse is ask
   const calls: Call[] = []
   const p = processor(calls, 'live', data, new Set([keyOf(a).text, keyOf(b).text]))
   await p.process(batch)
-  t.same(calls.map((c) => c.call), ['existing', 'dead_letters', 'publish', 'reassert'])
+  // the first pass re-asserted a after the conflict and the store remembers it: the topic already
+  // ends with the fact, so no second copy (a fresh consumer group over the same store is the same)
+  t.same(calls.map((c) => c.call), ['existing', 'dead_letters', 'publish'])
   t.same(calls[0]!.args, [keyOf(a).tuple, keyOf(b).tuple])
   t.equal(p.totals.written, 0)
 })
