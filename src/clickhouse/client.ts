@@ -15,7 +15,7 @@ import { createClient, type ClickHouseClient } from '@clickhouse/client'
 import type { Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
 import { ScopedSettingsChdbConnection } from './chdb-connection.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 
 export type { ClickHouseClient } from '@clickhouse/client'
 
@@ -50,7 +50,7 @@ export function createClickHouse(config: ClickHouseClientConfig, opts: CreateCli
     mkdirSync(ch.chdbPath, { recursive: true })
     connection = new ScopedSettingsChdbConnection(ch.chdbPath)
   } catch (err) {
-    const mapped = mapClickHouseError(err, `opening chDB at ${ch.chdbPath}`)
+    const mapped = clickHouseError(err, `opening chDB at ${ch.chdbPath}`)
     if (mapped instanceof CdpError) {
       throw new CdpError('clickhouse_unavailable',
         `cannot open chDB data dir ${ch.chdbPath}: ${mapped.message} (is another cdp process using it? ` +
@@ -78,7 +78,7 @@ export async function pingClickHouse(client: ClickHouseClient, opts: { timeoutMs
 }
 
 function unavailable(err: unknown): CdpError {
-  const mapped = mapClickHouseError(err, 'ping')
+  const mapped = clickHouseError(err, 'ping')
   if (mapped instanceof CdpError) return mapped
   // any failing ping (bad credentials, unknown server error) means "not usable now"
   const reason = err instanceof Error ? err.message : String(err)

@@ -8,5 +8,5 @@ export type { ClickHouseWriter, InsertOptions, InsertOutcome, WriterTable } from
 export { runReadOnlyQuery, READ_ONLY_FORMATS } from './query.js'
 export type { ReadOnlyFormat, ReadOnlyQueryOptions, ReadOnlyQueryResult } from './query.js'
 export { checkReadOnlySql, quoteIdent } from './sql.js'
-export { isClickHouseUnavailable, mapClickHouseError } from './errors.js'
+export { isClickHouseUnavailable, clickHouseError } from './errors.js'
 export type * from './rows.js'

@@ -12,7 +12,7 @@
  */
 import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 import { checkReadOnlySql } from './sql.js'
 
 export const READ_ONLY_FORMATS = [
@@ -76,7 +76,7 @@ export async function runReadOnlyQuery(
     })
     text = await rs.text()
   } catch (err) {
-    const mapped = mapClickHouseError(err, 'read-only query')
+    const mapped = clickHouseError(err, 'read-only query')
     if (mapped instanceof CdpError) throw mapped
     const message = err instanceof Error ? err.message : String(err)
     const type = (err as { type?: unknown }).type

@@ -280,8 +280,3 @@ export class BatchProcessor {
     }
   }
 }
-
-export function assertRetriable(err: unknown, code: 'clickhouse_unavailable' | 'state_store_unavailable'): never {
-  if (err instanceof CdpError) throw err
-  throw new CdpError(code, (err as Error).message, { cause: err })
-}

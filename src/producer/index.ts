@@ -18,7 +18,7 @@
 import { SchemaType } from '@kafkajs/confluent-schema-registry'
 import { loadConfig, type Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
-import { SchemaCodec, registryErrorToCdp, valueSchemaText, valueSubject } from '../avro/codec.js'
+import { SchemaCodec, registryError, valueSchemaText, valueSubject } from '../avro/codec.js'
 import { keyString } from '../avro/key.js'
 import { createKafka } from '../kafka/client.js'
 import { readTopicSettings } from '../kafka/admin.js'
@@ -99,7 +99,7 @@ export async function lookupValueSchemaId(codec: SchemaCodec, topic: string): Pr
         `the value schema of this build is not registered under ${subject}: start the service once (it registers it), ` +
         'or update this producer to the schema the service uses', { cause: err })
     }
-    throw registryErrorToCdp(err, `looking up the schema id under ${subject}`)
+    throw registryError(err, `looking up the schema id under ${subject}`)
   }
 }
 

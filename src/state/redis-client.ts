@@ -11,8 +11,8 @@
  */
 import { createHash } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { CdpError } from '../errors.js'
-import { storeError } from './errors.js'
+import { CdpError, wrapForeign } from '../errors.js'
+import { stateStoreErrorCode } from './errors.js'
 
 export interface RedisClientOptions {
   connectTimeoutMs?: number
@@ -60,7 +60,7 @@ export async function redisCall<T>(client: Redis, op: string, fn: (client: Redis
   try {
     return await fn(client)
   } catch (err) {
-    throw storeError('redis', op, err)
+    throw wrapForeign(err, `redis ${op}`, stateStoreErrorCode)
   }
 }
 
