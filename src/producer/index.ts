@@ -20,9 +20,7 @@ import { loadConfig, type Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
 import { SchemaCodec, registryError, valueSchemaText, valueSubject } from '../avro/codec.js'
 import { keyString } from '../avro/key.js'
-import { createKafka } from '../kafka/client.js'
-import { readTopicSettings } from '../kafka/admin.js'
-import { BatchingProducer, type OutboundMessage, type Ticket } from '../kafka/producer.js'
+import { BatchingProducer, createKafka, kafkaError, producerOptions, readTopicSettings, type OutboundMessage, type Ticket } from '../kafka/index.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { buildRecord, wireEncoder, type BuildOptions, type DirectEvent, type ValueEncoder } from './record.js'
 
@@ -146,7 +144,7 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
   try {
     settings = await readTopicSettings(kafka, config.kafka.topic)
   } catch (err) {
-    throw new CdpError('kafka_unavailable', `cannot read topic ${config.kafka.topic} on ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
+    throw kafkaError(err, `cannot read topic ${config.kafka.topic} on ${config.kafka.brokers.join(',')}`)
   }
   // writing facts to a topic that deletes by time would lose them for replays
   if ((settings.configs['cleanup.policy'] ?? '') !== 'compact') {
@@ -156,14 +154,7 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
 
   const codec = new SchemaCodec(config.schemaRegistry)
   const schemaId = await lookupValueSchemaId(codec, config.kafka.topic)
-  const producer = new BatchingProducer(kafka, {
-    topic: config.kafka.topic,
-    lingerMs: config.kafka.lingerMs,
-    batchMaxMessages: config.kafka.batchMaxMessages,
-    timeoutMs: config.kafka.produceTimeoutMs,
-  }, log)
-  await producer.connect().catch((err: unknown) => {
-    throw new CdpError('kafka_unavailable', `cannot connect a producer to ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
-  })
+  const producer = new BatchingProducer(kafka, producerOptions(config), log)
+  await producer.connect().catch((err: unknown) => { throw kafkaError(err, `cannot connect a producer to ${config.kafka.brokers.join(',')}`) })
   return new DirectProducer(producer, wireEncoder(codec.readerType, schemaId), () => producer.close())
 }
