@@ -14,12 +14,9 @@ import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhou
 import { CdpError } from '../errors.js'
 import { clickHouseError } from './errors.js'
 import { checkReadOnlySql } from './sql.js'
+import { READ_ONLY_FORMATS } from './formats.js'
 
-export const READ_ONLY_FORMATS = [
-  'JSONEachRow', 'JSON', 'JSONCompact', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TabSeparated', 'TabSeparatedWithNames',
-  // for people at a terminal (`cdp query`); clickhouse-js does not list them but passes them on
-  'PrettyCompactMonoBlock', 'PrettyCompact', 'Vertical', 'Markdown',
-] as const
+export { READ_ONLY_FORMATS } from './formats.js'
 export type ReadOnlyFormat = (typeof READ_ONLY_FORMATS)[number]
 
 export interface ReadOnlyQueryOptions {

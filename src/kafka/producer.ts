@@ -25,6 +25,13 @@ export interface OutboundMessage {
   headers?: Record<string, string>
 }
 
+/** a record for any topic: a dead letter keeps the original's key and value, which may be null */
+export interface TopicMessage {
+  key: Buffer | null
+  value: Buffer | null
+  headers?: Record<string, string>
+}
+
 export interface Ticket {
   /** settles when Kafka acknowledged (resolve) or refused (reject) these records */
   readonly done: Promise<void>
@@ -34,7 +41,7 @@ export interface Ticket {
 
 interface Pending {
   topic: string
-  messages: OutboundMessage[]
+  messages: TopicMessage[]
   state: 'queued' | 'sent' | 'cancelled'
   resolve: () => void
   reject: (err: unknown) => void
@@ -124,10 +131,10 @@ export class BatchingProducer {
    * Records of one call travel in one request, in order.
    */
   send(messages: OutboundMessage[]): Ticket
-  send(topic: string, messages: OutboundMessage[]): Ticket
-  send(topicOrMessages: string | OutboundMessage[], maybeMessages?: OutboundMessage[]): Ticket {
+  send(topic: string, messages: TopicMessage[]): Ticket
+  send(topicOrMessages: string | OutboundMessage[], maybeMessages?: TopicMessage[]): Ticket {
     const topic = typeof topicOrMessages === 'string' ? topicOrMessages : this.opts.topic
-    const messages = typeof topicOrMessages === 'string' ? maybeMessages ?? [] : topicOrMessages
+    const messages: TopicMessage[] = typeof topicOrMessages === 'string' ? maybeMessages ?? [] : topicOrMessages
     if (this.closed) {
       return { done: Promise.reject(new CdpError('kafka_unavailable', 'producer is shutting down', { retryAfter: 1 })), cancel: () => false }
     }

@@ -8,7 +8,8 @@ import type { KeyVerifier } from '../../auth/keys.js'
 import { requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 
-export const QUERY_FORMATS = ['JSONEachRow', 'CSVWithNames', 'TabSeparatedWithNames', 'PrettyCompactMonoBlock'] as const
+import { QUERY_FORMATS } from '../../clickhouse/formats.js'
+export { QUERY_FORMATS }
 export type QueryFormat = (typeof QUERY_FORMATS)[number]
 /** runs read-only SQL scoped to the caller's tenant is NOT implied: analysts see the database */
 export type QueryRunner = (sql: string, format: QueryFormat) => Promise<string>
