@@ -11,6 +11,7 @@ import avro from 'avsc'
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 import { CdpError, wrapForeign, type ErrorCode } from '../errors.js'
 import type { CdpEvent } from './event.js'
+import { frameValue, readFrame } from './wire.js'
 
 type Resolver = ReturnType<avro.Type['createResolver']>
 
@@ -137,20 +138,16 @@ export class SchemaCodec {
   }
 
   encode(event: CdpEvent): Buffer {
-    const body = this.readerType.toBuffer(event)
-    const out = Buffer.allocUnsafe(5 + body.length)
-    out[0] = 0
-    out.writeUInt32BE(this.schemaId, 1)
-    body.copy(out, 5)
-    return out
+    return frameValue(this.schemaId, this.readerType.toBuffer(event))
   }
 
   /** Never throws for bad bytes (those are values); throws CdpError when the registry is down. */
   async decode(buf: Buffer | null): Promise<DecodeResult> {
-    if (buf === null || buf.length < 6 || buf[0] !== 0) {
+    const frame = readFrame(buf)
+    if (frame === undefined) {
       return { ok: false, reason: 'not_avro', message: 'value is not in Confluent Avro wire format (magic byte 0 + schema id)' }
     }
-    const id = buf.readUInt32BE(1)
+    const id = frame.schemaId
     let entry = this.resolvers.get(id)
     if (entry === undefined) {
       entry = await this.loadWriter(id)
@@ -158,7 +155,7 @@ export class SchemaCodec {
     }
     if (entry === null) return { ok: false, reason: 'unknown_schema', message: `schema id ${id} is not registered or not compatible with the reader schema` }
     try {
-      const event = this.readerType.fromBuffer(buf.subarray(5), entry.resolver, true) as CdpEvent
+      const event = this.readerType.fromBuffer(frame.body, entry.resolver, true) as CdpEvent
       return { ok: true, event, schemaId: id }
     } catch (err) {
       return { ok: false, reason: 'bad_avro', message: `Avro body does not decode with schema ${id}: ${(err as Error).message}` }

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url'
 
 /** bottom to top: the data flow reads upward (HTTP and topic in, ClickHouse out, all wired in app) */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors'],
+  ['errors', 'lib'],
   ['config'],
   ['observability'],
   ['avro', 'contracts', 'state'],
