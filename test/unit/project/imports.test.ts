@@ -100,7 +100,7 @@ function readGraph(root: string): Edge[] {
   return edges
 }
 
-t.test('the checker finds upward arrows and cycles in a bad graph', async (t) => {
+void t.test('the checker finds upward arrows and cycles in a bad graph', async (t) => {
   const bad: Edge[] = [
     { from: 'pipeline/service.ts', to: 'http/routes/query.ts' }, // pipeline sits below http
     { from: 'kafka/a.ts', to: 'kafka/b.ts' },
@@ -117,14 +117,14 @@ t.test('the checker finds upward arrows and cycles in a bad graph', async (t) =>
   t.equal(problems.length, 4, problems.join('\n'))
 })
 
-t.test('a graph that only points down passes', async (t) => {
+void t.test('a graph that only points down passes', async (t) => {
   t.same(checkGraph([
     { from: 'cli/main.ts', to: 'app/serve.ts' }, { from: 'app/serve.ts', to: 'http/app.ts' },
     { from: 'http/app.ts', to: 'ingest/service.ts' }, { from: 'ingest/service.ts', to: 'errors.ts' },
   ]), [])
 })
 
-t.test('the import parser sees static, type-only, re-export, side-effect and dynamic imports', async (t) => {
+void t.test('the import parser sees static, type-only, re-export, side-effect and dynamic imports', async (t) => {
   const text = [
     "import { a } from './a.js'",
     "import type { B } from '../b/index.js'",
@@ -143,7 +143,7 @@ t.test('the import parser sees static, type-only, re-export, side-effect and dyn
   t.ok(readGraph(src).some((e) => e.from === 'cli/main.ts' && e.to === 'cli/dispatch.ts'), 'reads the tree')
 })
 
-t.test('src/ has no upward arrow and no cycle', async (t) => {
+void t.test('src/ has no upward arrow and no cycle', async (t) => {
   const src = fileURLToPath(new URL('../../../src/', import.meta.url))
   t.same(checkGraph(readGraph(src)), [])
 })
