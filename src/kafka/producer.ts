@@ -11,11 +11,14 @@
  * Records already handed to Kafka cannot be taken back: their outcome arrives later through the
  * ticket's promise, and the caller's bookkeeping (the idempotency claim) waits for it.
  */
-import type { Producer, TopicMessages } from 'kafkajs'
+import kafkajs, { type Producer, type TopicMessages } from 'kafkajs'
 import { CdpError } from '../errors.js'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import { kafkaError } from './errors.js'
+
+// kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
+const { Partitioners } = kafkajs
 import type { Logger } from '../observability/logger.js'
 
 export interface OutboundMessage {
@@ -85,7 +88,9 @@ class Lane {
   get(): Promise<Producer> {
     if (this.producer !== undefined) return Promise.resolve(this.producer)
     this.connecting ??= (async () => {
-      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      // the partitioner named explicitly: keys map to partitions like the Java client's (murmur2),
+      // which direct producers in other languages rely on; naming it also ends kafkajs's v2 notice
+      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
       try {
         await p.connect()
       } catch (err) {

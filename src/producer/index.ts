@@ -135,7 +135,6 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
       schemaRegistry: { url: opts.registryUrl },
     },
   })
-  // kafkajs warns at start-up about settings chosen on purpose (bounded retries, the v2 partitioner);
   // failures reach the caller as rejected sends, so the default logger only shows errors
   const log = opts.logger ?? createLogger({ logLevel: 'error' }, 'cdp-direct-producer')
   const kafka = createKafka(config, log)
