@@ -2,6 +2,38 @@
 // a floating promise in a producer or consumer path silently drops events.
 import tseslint from 'typescript-eslint'
 
+// Each outside library behind its own folder, so it can be replaced there alone
+// (docs/ARCHITECTURE.md). `allowed`: the folders that may import it; tests, benchmarks,
+// examples and scripts may import anything.
+const BACKENDS = [
+  { name: 'kafka', modules: ['kafkajs', '@platformatic/kafka'], allowed: ['src/kafka'],
+    message: 'import the Kafka client only in src/kafka; use its exports (BatchingProducer, KafkaAdmin, ConsumerRunner, ...)' },
+  { name: 'registry', modules: ['@kafkajs/confluent-schema-registry'], allowed: ['src/avro'],
+    message: 'import the schema registry client only in src/avro (SchemaCodec)' },
+  { name: 'clickhouse', modules: ['@clickhouse/client', '@clickhouse/client-common', 'chdb'], allowed: ['src/clickhouse', 'tools'],
+    message: 'import ClickHouse and chDB only in src/clickhouse; use its facade (openClickHouse, ClickHouse)' },
+  { name: 'state', modules: ['ioredis', 'lmdb'], allowed: ['src/state', 'src/identity'],
+    message: 'import Redis and LMDB only in src/state and src/identity' },
+]
+// the direct-producer kit is for services that already use kafkajs and its registry client
+const EXTRA_ALLOWED = { 'src/producer': ['kafka', 'registry'] }
+
+const restrictImports = (allowedNames) => ['error', {
+  patterns: BACKENDS.filter((b) => !allowedNames.includes(b.name))
+    .map((b) => ({ group: b.modules.flatMap((m) => [m, `${m}/*`]), message: b.message })),
+}]
+const folders = [...new Set([...BACKENDS.flatMap((b) => b.allowed), ...Object.keys(EXTRA_ALLOWED)])]
+const importRules = [
+  { files: ['src/**/*.ts', 'tools/**/*.ts'], rules: { 'no-restricted-imports': restrictImports([]) } },
+  ...folders.map((folder) => ({
+    files: [`${folder}/**/*.ts`],
+    rules: { 'no-restricted-imports': restrictImports([
+      ...BACKENDS.filter((b) => b.allowed.includes(folder)).map((b) => b.name),
+      ...(EXTRA_ALLOWED[folder] ?? []),
+    ]) },
+  })),
+]
+
 export default tseslint.config(
   { ignores: ['dist/**', 'clients/*/dist/**', 'node_modules/**', '.stack/**', '.data/**', 'bin/**', 'eslint.config.js'] },
   {
@@ -28,4 +60,5 @@ export default tseslint.config(
       { object: 't', property: 'only', message: 'no .only in committed tests' },
       { object: 'tap', property: 'only', message: 'no .only in committed tests' }] },
   },
+  ...importRules,
 )

@@ -22,9 +22,10 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config/index.js'
 import { createLogger } from '../src/observability/logger.js'
-import { buildApiRuntime, Resources, type ApiRuntime } from '../src/runtime.js'
+import { Resources } from '../src/app/resources.js'
+import { buildShared, type Shared } from '../src/app/shared.js'
+import { buildApi } from '../src/app/api.js'
 import { createStateStores } from '../src/state/index.js'
-import { buildApp } from '../src/http/app.js'
 import { createKey } from '../src/auth/keys.js'
 import { encodeKey } from '../src/avro/key.js'
 import { newEventId, type CdpEvent } from '../src/avro/event.js'
@@ -74,8 +75,8 @@ function summarize(name: string, r: autocannon.Result, eventsPerRequest: number)
 async function startInstance(port: number) {
   const log = createLogger({ logLevel: 'silent' })
   const res = new Resources()
-  const rt = await buildApiRuntime(config, log, res)
-  const app = await buildApp(config, { ingest: rt.ingest, keys: rt.keys, readiness: rt.readiness, logger: log })
+  const rt = await buildShared(config, log, res)
+  const { app } = await buildApi(rt)
   await app.listen({ host: '127.0.0.1', port })
   const addr = app.server.address()
   return { rt, res, port: typeof addr === 'object' && addr !== null ? addr.port : 0 }
@@ -96,7 +97,7 @@ async function serveApi() {
   let port: number
   let batches: () => Promise<number>
   let close: () => Promise<void>
-  let stores: ApiRuntime['stores']
+  let stores: Shared['stores']
   if (workers > 1) {
     port = await freePort()
     const forked = Array.from({ length: workers }, () => cluster.fork({ BENCH_PORT: String(port), BENCH_DIR: dir }))
@@ -144,7 +145,7 @@ async function main() {
   const batchesNow = async () => { child.stdin.write('?\n'); return (await next()).batches as number }
   const log = createLogger({ logLevel: 'silent' })
   const res = new Resources()
-  const rt = await buildApiRuntime(config, log, res)
+  const rt = await buildShared(config, log, res)
   const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' }
   const url = `http://127.0.0.1:${port}`
 

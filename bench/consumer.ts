@@ -21,9 +21,9 @@ import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config/index.js'
 import { createLogger } from '../src/observability/logger.js'
-import { Resources } from '../src/runtime.js'
-import { buildPipeline, consumerOptions } from '../src/pipeline/service.js'
-import { ConsumerRunner } from '../src/kafka/consumer.js'
+import { Resources } from '../src/app/resources.js'
+import { buildShared } from '../src/app/shared.js'
+import { buildConsumer } from '../src/app/consumer.js'
 import { SchemaCodec } from '../src/avro/codec.js'
 import { encodeKey } from '../src/avro/key.js'
 import { newEventId, type CdpEvent } from '../src/avro/event.js'
@@ -66,14 +66,16 @@ async function count(q: (sql: string) => Promise<string>, sql: string): Promise<
 
 async function main() {
   const res = new Resources()
-  const p = await buildPipeline(config, log, res, 'live')
-  const q = async (sql: string) => (await p.clickhouse.query({ query: sql, format: 'TabSeparated' })).text()
+  const shared = await buildShared(config, log, res)
+  const p = await buildConsumer(shared, 'live')
+  const ch = await shared.clickhouse()
+  const q = (sql: string) => ch.query(sql, 'TabSeparated')
   const db = config.clickhouse.database
 
   // 1. fill the topic
   const codec = new SchemaCodec(config.schemaRegistry)
   await codec.init(config.kafka.topic)
-  const producer = p.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  const producer = shared.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
   await producer.connect()
   process.stderr.write(`writing ${N} records to ${config.kafka.topic}\n`)
   const sample: CdpEvent[] = []
@@ -86,10 +88,9 @@ async function main() {
 
   // 2. drain with the pipeline
   process.stderr.write('consuming\n')
-  const runner = new ConsumerRunner(p.kafka, consumerOptions(config), p.processor, log)
+  const runner = p.runner
   const t0 = Date.now()
-  await runner.start()
-  res.add('runner', () => runner.stop())
+  await p.start()
   while (await count(q, `SELECT count() FROM ${db}.events`) < N) await sleep(200)
   const consumerRate = N / ((Date.now() - t0) / 1000)
   await runner.stop()
@@ -99,8 +100,8 @@ async function main() {
 
   // 3. ceiling: the same rows straight into chDB (another database, same engine and settings)
   const ceilingDb = `${db}_ceiling`
-  await runMigrations(p.clickhouse, { database: ceilingDb })
-  const writer = createWriter(p.clickhouse, { database: ceilingDb })
+  await runMigrations(ch.client, { database: ceilingDb })
+  const writer = createWriter(ch.client, { database: ceilingDb })
   const rows: EventRow[] = sample.map((e, i) => ({
     tenant: e.tenant, source: e.source, external_event_id: e.externalEventId, event_id: e.eventId, event_type: e.eventType,
     occurred_at: new Date(e.occurredAt).toISOString(), received_at: new Date(e.receivedAt).toISOString(), profile_id: 'p',
@@ -126,10 +127,9 @@ async function main() {
     state: { lmdbPath: join(dir, 'state2') },
     keys: { prefix: `benche_${run}` },
   } })
-  const p2 = await buildPipeline(cfg2, log, res2, 'live')
-  const runner2 = new ConsumerRunner(p2.kafka, consumerOptions(cfg2), p2.processor, log)
-  await runner2.start()
-  res2.add('runner', () => runner2.stop())
+  const shared2 = await buildShared(cfg2, log, res2)
+  const p2 = await buildConsumer(shared2, 'live')
+  await p2.start()
   let n = 0
   const load = await autocannon({
     url: `http://127.0.0.1:${port}`, connections: 32, duration: SECONDS, overallRate: RATE,
@@ -138,7 +138,8 @@ async function main() {
         identity: { email: `user${n++ % 5000}@example.com` }, properties: { order_id: 'o', amount: 1, currency: 'USD' } }) }) }],
   })
   const accepted = load['2xx']
-  const q2 = async (sql: string) => (await p2.clickhouse.query({ query: sql, format: 'TabSeparated' })).text()
+  const ch2 = await shared2.clickhouse()
+  const q2 = (sql: string) => ch2.query(sql, 'TabSeparated')
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline && await count(q2, `SELECT count() FROM ${cfg2.clickhouse.database}.events`) < accepted) await sleep(200)
   const lat = (await q2(`SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(received_at) AS d FROM ${cfg2.clickhouse.database}.events)`)).trim().split('\t')

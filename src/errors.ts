@@ -66,7 +66,26 @@ export function isCdpError(err: unknown): err is CdpError {
   return err instanceof CdpError
 }
 
-/** Expected outcomes travel as values; only infrastructure trouble is thrown. */
-export type Result<T, E = CdpError> = { ok: true; value: T } | { ok: false; error: E }
-export const ok = <T>(value: T): Result<T, never> => ({ ok: true, value })
-export const fail = <E>(error: E): Result<never, E> => ({ ok: false, error })
+/**
+ * Says what a foreign library's error means for us: the code to wrap it in, or undefined when
+ * it is not ours to reinterpret (a bad SQL statement stays the original error). Each backend
+ * folder owns one (kafka/errors.ts, clickhouse/errors.ts, state/errors.ts, avro/codec.ts).
+ */
+export type ForeignClassifier = (err: unknown) => ErrorCode | undefined
+
+export interface WrapOptions { retryAfter?: number }
+
+/**
+ * The one way a foreign error becomes a CdpError. A CdpError passes through unchanged; otherwise
+ * `classify` (a fixed code, or a backend's classifier) decides the code and the message names
+ * the operation (`what`). With a classifier that declines, the original error comes back.
+ */
+export function wrapForeign(err: unknown, what: string, classify: ErrorCode | ((err: unknown) => ErrorCode), opts?: WrapOptions): CdpError
+export function wrapForeign(err: unknown, what: string, classify: ForeignClassifier, opts?: WrapOptions): unknown
+export function wrapForeign(err: unknown, what: string, classify: ErrorCode | ForeignClassifier, opts: WrapOptions = {}): unknown {
+  if (err instanceof CdpError) return err
+  const code = typeof classify === 'function' ? classify(err) : classify
+  if (code === undefined) return err
+  const reason = err instanceof Error ? err.message : String(err)
+  return new CdpError(code, `${what}: ${reason}`, { cause: err, ...(opts.retryAfter === undefined ? {} : { retryAfter: opts.retryAfter }) })
+}

@@ -9,8 +9,9 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import avro from 'avsc'
 import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
-import { CdpError } from '../errors.js'
+import { CdpError, wrapForeign, type ErrorCode } from '../errors.js'
 import type { CdpEvent } from './event.js'
+import { frameValue, readFrame } from './wire.js'
 
 type Resolver = ReturnType<avro.Type['createResolver']>
 
@@ -32,17 +33,20 @@ export type DecodeResult =
   | { ok: false; reason: 'not_avro' | 'unknown_schema' | 'bad_avro'; message: string }
 
 /**
- * Registry failures that mean "try again later". @kafkajs/confluent-schema-registry reports an
+ * What a registry failure means (for wrapForeign). @kafkajs/confluent-schema-registry reports an
  * unreachable registry as a plain Error or as a ResponseError with status 400/5xx and no JSON
- * body (issue #306), so only a registry's explicit JSON verdict counts as a permanent answer.
+ * body (issue #306), so only a registry's explicit verdict on the schema counts as a permanent
+ * answer; everything else, a 400 included, is `schema_registry_unavailable`.
  */
-export function registryErrorToCdp(err: unknown, what: string): CdpError {
-  const e = err as { name?: string; status?: number; message?: string; code?: string }
-  if (e.name === 'ConfluentSchemaRegistryCompatibilityError' || e.name === 'ConfluentSchemaRegistryInvalidSchemaError') {
-    return new CdpError('contract_incompatible', `schema registry refused ${what}: ${e.message ?? ''}`, { cause: err })
-  }
-  return new CdpError('schema_registry_unavailable', `schema registry unavailable while ${what}`, { cause: err, retryAfter: 5 })
+export function registryErrorCode(err: unknown): ErrorCode {
+  const name = (err as { name?: unknown } | null)?.name
+  return name === 'ConfluentSchemaRegistryCompatibilityError' || name === 'ConfluentSchemaRegistryInvalidSchemaError'
+    ? 'contract_incompatible' : 'schema_registry_unavailable'
 }
+
+/** a registry failure as a CdpError; `what` names the operation */
+export const registryError = (err: unknown, what: string): CdpError =>
+  wrapForeign(err, `schema registry, ${what}`, registryErrorCode, { retryAfter: 5 })
 
 export class SchemaCodec {
   readonly registry: SchemaRegistry
@@ -79,7 +83,7 @@ export class SchemaCodec {
         this.resolvers.set(id, { type: this.readerType, resolver: this.readerType.createResolver(this.readerType) })
         return id
       } catch (err) {
-        const cdp = err instanceof CdpError ? err : registryErrorToCdp(err, `registering ${valueSubject(topic)}`)
+        const cdp = registryError(err, `registering ${valueSubject(topic)}`)
         if (!cdp.retriable || Date.now() + 500 > deadline) {
           throw new CdpError(cdp.code, `${cdp.message} (after ${attempt} attempts)`, { cause: err })
         }
@@ -134,20 +138,16 @@ export class SchemaCodec {
   }
 
   encode(event: CdpEvent): Buffer {
-    const body = this.readerType.toBuffer(event)
-    const out = Buffer.allocUnsafe(5 + body.length)
-    out[0] = 0
-    out.writeUInt32BE(this.schemaId, 1)
-    body.copy(out, 5)
-    return out
+    return frameValue(this.schemaId, this.readerType.toBuffer(event))
   }
 
   /** Never throws for bad bytes (those are values); throws CdpError when the registry is down. */
   async decode(buf: Buffer | null): Promise<DecodeResult> {
-    if (buf === null || buf.length < 6 || buf[0] !== 0) {
+    const frame = readFrame(buf)
+    if (frame === undefined) {
       return { ok: false, reason: 'not_avro', message: 'value is not in Confluent Avro wire format (magic byte 0 + schema id)' }
     }
-    const id = buf.readUInt32BE(1)
+    const id = frame.schemaId
     let entry = this.resolvers.get(id)
     if (entry === undefined) {
       entry = await this.loadWriter(id)
@@ -155,7 +155,7 @@ export class SchemaCodec {
     }
     if (entry === null) return { ok: false, reason: 'unknown_schema', message: `schema id ${id} is not registered or not compatible with the reader schema` }
     try {
-      const event = this.readerType.fromBuffer(buf.subarray(5), entry.resolver, true) as CdpEvent
+      const event = this.readerType.fromBuffer(frame.body, entry.resolver, true) as CdpEvent
       return { ok: true, event, schemaId: id }
     } catch (err) {
       return { ok: false, reason: 'bad_avro', message: `Avro body does not decode with schema ${id}: ${(err as Error).message}` }
@@ -171,7 +171,7 @@ export class SchemaCodec {
       const msg = String((err as Error).message ?? '')
       // a registry that answered "not found" gives a definite verdict; anything else is an outage
       if (status === 404 || /not found/i.test(msg)) return null
-      throw registryErrorToCdp(err, `fetching schema ${id}`)
+      throw registryError(err, `fetching schema ${id}`)
     }
     try {
       const type = schema as avro.Type

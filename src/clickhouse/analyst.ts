@@ -28,7 +28,8 @@ import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhou
 import type { Config } from '../config/index.js'
 import type { ContractRegistry } from '../contracts/registry.js'
 import { CdpError } from '../errors.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
+import { QUERY_FORMATS, type QueryFormat } from './formats.js'
 import { SYSTEM_TABLES, checkAst, checkQueryTree, type GuardResult } from './guard.js'
 import { quoteIdent } from './sql.js'
 
@@ -55,8 +56,8 @@ export const DEFAULT_ANALYST_LIMITS: Readonly<AnalystLimits> = Object.freeze({
   maxThreads: 1,
 })
 
-export const ANALYST_FORMATS = ['JSONEachRow', 'CSVWithNames', 'TabSeparatedWithNames', 'PrettyCompactMonoBlock'] as const
-export type AnalystFormat = (typeof ANALYST_FORMATS)[number]
+/** the result formats an analyst may ask for (src/clickhouse/formats.ts lists them once) */
+export type AnalystFormat = QueryFormat
 
 export interface AnalystPrincipal {
   tenant: string
@@ -148,7 +149,7 @@ async function select<T>(client: ClickHouseClient, query: string, params?: Recor
     const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
     return await rs.json<T>()
   } catch (err) {
-    throw mapClickHouseError(err, 'reading the analyst schema')
+    throw clickHouseError(err, 'reading the analyst schema')
   }
 }
 
@@ -157,7 +158,7 @@ export async function ensureMaskedViews(client: ClickHouseClient, opts: AnalystR
   const db = quoteIdent(opts.database)
   const mdb = quoteIdent(maskedDatabase(opts.database))
   const run = async (query: string): Promise<void> => {
-    try { await client.command({ query }) } catch (err) { throw mapClickHouseError(err, 'creating the masking views') }
+    try { await client.command({ query }) } catch (err) { throw clickHouseError(err, 'creating the masking views') }
   }
   await run(`CREATE DATABASE IF NOT EXISTS ${mdb}`)
   const cols = await select<{ table: string; name: string; type: string }>(client,
@@ -400,7 +401,7 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
       void kill(ctx.id).catch(() => undefined)
       const reason = ctx.cancelled()
       if (reason !== undefined) throw cancelledError(reason, limits, err)
-      const mapped = mapClickHouseError(err, 'analyst query')
+      const mapped = clickHouseError(err, 'analyst query')
       if (mapped instanceof CdpError) throw mapped
       const message = err instanceof Error ? err.message : String(err)
       const type = (err as { type?: unknown }).type
@@ -450,8 +451,8 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
   }
 
   const run = async (req: AnalystRequest): Promise<string> => {
-    if (!(ANALYST_FORMATS as readonly string[]).includes(req.format)) {
-      throw new CdpError('bad_request', `unsupported format ${JSON.stringify(req.format)}; use one of ${ANALYST_FORMATS.join(', ')}`)
+    if (!(QUERY_FORMATS as readonly string[]).includes(req.format)) {
+      throw new CdpError('bad_request', `unsupported format ${JSON.stringify(req.format)}; use one of ${QUERY_FORMATS.join(', ')}`)
     }
     const p = req.principal
     const allTenants = p.permissions.includes('query:all')

@@ -11,11 +11,11 @@
  * All statements here name their tables as `database.table`.
  */
 import { mkdirSync } from 'node:fs'
-import { createClient, type ClickHouseClient } from '@clickhouse/client'
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client'
 import type { Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
 import { ScopedSettingsChdbConnection } from './chdb-connection.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 
 export type { ClickHouseClient } from '@clickhouse/client'
 
@@ -42,6 +42,9 @@ export function createClickHouse(config: ClickHouseClientConfig, opts: CreateCli
       username: ch.username,
       password: ch.password,
       application: 'resultfly-cdp',
+      // the library logs a failed query with its SQL text, which may hold an analyst's PII
+      // literals; errors reach our own logger through the callers, without the statement
+      log: { level: ClickHouseLogLevel.OFF },
       ...(opts.requestTimeoutMs === undefined ? {} : { request_timeout: opts.requestTimeoutMs }),
     })
   }
@@ -50,7 +53,7 @@ export function createClickHouse(config: ClickHouseClientConfig, opts: CreateCli
     mkdirSync(ch.chdbPath, { recursive: true, mode: 0o700 })
     connection = new ScopedSettingsChdbConnection(ch.chdbPath)
   } catch (err) {
-    const mapped = mapClickHouseError(err, `opening chDB at ${ch.chdbPath}`)
+    const mapped = clickHouseError(err, `opening chDB at ${ch.chdbPath}`)
     if (mapped instanceof CdpError) {
       throw new CdpError('clickhouse_unavailable',
         `cannot open chDB data dir ${ch.chdbPath}: ${mapped.message} (is another cdp process using it? ` +
@@ -78,7 +81,7 @@ export async function pingClickHouse(client: ClickHouseClient, opts: { timeoutMs
 }
 
 function unavailable(err: unknown): CdpError {
-  const mapped = mapClickHouseError(err, 'ping')
+  const mapped = clickHouseError(err, 'ping')
   if (mapped instanceof CdpError) return mapped
   // any failing ping (bad credentials, unknown server error) means "not usable now"
   const reason = err instanceof Error ? err.message : String(err)

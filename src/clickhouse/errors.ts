@@ -7,7 +7,7 @@
  * commit offsets. Everything else, above all SQL errors (syntax, unknown column, type
  * mismatch), is returned unchanged: retrying a bad statement cannot help.
  */
-import { CdpError } from '../errors.js'
+import { wrapForeign } from '../errors.js'
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
@@ -59,13 +59,14 @@ export function isClickHouseUnavailable(err: unknown): boolean {
   return false
 }
 
-/**
- * `what` names the operation for the message ("insert into events"). Returns the error to
- * throw: a retriable CdpError for unavailability, otherwise the original error.
- */
-export function mapClickHouseError(err: unknown, what: string): unknown {
-  if (err instanceof CdpError) return err
-  if (!isClickHouseUnavailable(err)) return err
-  const reason = err instanceof Error ? err.message : String(err)
-  return new CdpError('clickhouse_unavailable', `ClickHouse unavailable during ${what}: ${reason}`, { cause: err })
+/** What a ClickHouse failure means (for wrapForeign): unavailable, or undefined for a statement error. */
+export function clickHouseErrorCode(err: unknown): 'clickhouse_unavailable' | undefined {
+  return isClickHouseUnavailable(err) ? 'clickhouse_unavailable' : undefined
 }
+
+/**
+ * `what` names the operation ("insert into events"). Returns the error to throw: a retriable
+ * CdpError for unavailability, otherwise the original error.
+ */
+export const clickHouseError = (err: unknown, what: string): unknown =>
+  wrapForeign(err, `ClickHouse unavailable during ${what}`, clickHouseErrorCode)

@@ -1,4 +1,14 @@
-/** ClickHouse: client factory (chDB or server), migrations, batched writer, analyst queries. */
+/**
+ * ClickHouse: the facade the service uses (openClickHouse), and below it the client factory
+ * (chDB or server), migrations, batched writer, analyst queries. The only folder (with tools/)
+ * that imports @clickhouse/client and chdb.
+ */
+export { openClickHouse } from './facade.js'
+export type { ClickHouse, FactTuple } from './facade.js'
+export { ANALYST_FORMATS, QUERY_FORMATS } from './formats.js'
+export { analystQueryRunner, createAnalystQueryRunner } from './analyst.js'
+export type { AnalystQuery, AnalystQueryRunner, AnalystFormat } from './analyst.js'
+export type { QueryFormat } from './formats.js'
 export { createClickHouse, pingClickHouse, closeClickHouse, clickHouseBackend } from './client.js'
 export type { ClickHouseClient, ClickHouseClientConfig, ClickHouseBackend, CreateClickHouseOptions, PingOutcome } from './client.js'
 export { runMigrations, appliedMigrations, MIGRATIONS, EVENT_BASE_COLUMNS } from './migrations.js'
@@ -8,5 +18,5 @@ export type { ClickHouseWriter, InsertOptions, InsertOutcome, WriterTable } from
 export { runReadOnlyQuery, READ_ONLY_FORMATS } from './query.js'
 export type { ReadOnlyFormat, ReadOnlyQueryOptions, ReadOnlyQueryResult } from './query.js'
 export { checkReadOnlySql, quoteIdent } from './sql.js'
-export { isClickHouseUnavailable, mapClickHouseError } from './errors.js'
+export { isClickHouseUnavailable, clickHouseError, clickHouseErrorCode } from './errors.js'
 export type * from './rows.js'

@@ -22,7 +22,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 import type { SegmentableColumn } from './rows.js'
 import { quoteIdent } from './sql.js'
 import type { Logger } from '../observability/logger.js'
@@ -207,7 +207,7 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
     try {
       await client.command({ query })
     } catch (err) {
-      throw mapClickHouseError(err, what)
+      throw clickHouseError(err, what)
     }
   }
 
@@ -239,7 +239,7 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
         format: 'JSONEachRow',
       })
     } catch (err) {
-      throw mapClickHouseError(err, `recording migration ${m.version}`)
+      throw clickHouseError(err, `recording migration ${m.version}`)
     }
     applied.push(m.version)
     opts.log?.info({ database: opts.database, version: m.version, migration: m.name }, 'ClickHouse migration applied')
@@ -278,7 +278,7 @@ async function ensureSegmentableColumns(
         'SELECT toTypeName(defaultValueOfTypeName({type:String})) AS t', { type: clickhouseType })
       canonical = rows[0]?.t ?? ''
     } catch (err) {
-      const mapped = mapClickHouseError(err, 'checking a column type')
+      const mapped = clickHouseError(err, 'checking a column type')
       if (mapped instanceof CdpError) throw mapped
       throw new CdpError('contract_incompatible',
         `segmentable column ${column}: ${JSON.stringify(clickhouseType)} is not a ClickHouse type`, { cause: err })
@@ -294,7 +294,7 @@ async function ensureSegmentableColumns(
     try {
       await client.command({ query: `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${quoteIdent(column)} ${canonical}` })
     } catch (err) {
-      throw mapClickHouseError(err, `adding events.${column}`)
+      throw clickHouseError(err, `adding events.${column}`)
     }
     existing.set(column, { type: canonical, kind: '' })
     added.push(column)
@@ -314,7 +314,7 @@ async function ensureEventsResolved(client: ClickHouseClient, database: string):
   try {
     await client.command({ query: eventsResolvedView(quoteIdent(database)) })
   } catch (err) {
-    throw mapClickHouseError(err, 'creating events_resolved')
+    throw clickHouseError(err, 'creating events_resolved')
   }
   return true
 }
@@ -331,6 +331,6 @@ async function select<T>(client: ClickHouseClient, query: string, params?: Recor
     const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
     return await rs.json<T>()
   } catch (err) {
-    throw mapClickHouseError(err, 'reading the schema')
+    throw clickHouseError(err, 'reading the schema')
   }
 }

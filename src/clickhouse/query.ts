@@ -12,14 +12,11 @@
  */
 import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 import { checkReadOnlySql } from './sql.js'
+import { READ_ONLY_FORMATS } from './formats.js'
 
-export const READ_ONLY_FORMATS = [
-  'JSONEachRow', 'JSON', 'JSONCompact', 'JSONCompactEachRow', 'CSV', 'CSVWithNames', 'TabSeparated', 'TabSeparatedWithNames',
-  // for people at a terminal (`cdp query`); clickhouse-js does not list them but passes them on
-  'PrettyCompactMonoBlock', 'PrettyCompact', 'Vertical', 'Markdown',
-] as const
+export { READ_ONLY_FORMATS } from './formats.js'
 export type ReadOnlyFormat = (typeof READ_ONLY_FORMATS)[number]
 
 export interface ReadOnlyQueryOptions {
@@ -76,7 +73,7 @@ export async function runReadOnlyQuery(
     })
     text = await rs.text()
   } catch (err) {
-    const mapped = mapClickHouseError(err, 'read-only query')
+    const mapped = clickHouseError(err, 'read-only query')
     if (mapped instanceof CdpError) throw mapped
     const message = err instanceof Error ? err.message : String(err)
     const type = (err as { type?: unknown }).type

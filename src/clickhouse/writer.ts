@@ -19,7 +19,7 @@
  * are (not retriable).
  */
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client'
-import { mapClickHouseError } from './errors.js'
+import { clickHouseError } from './errors.js'
 import { quoteIdent } from './sql.js'
 import type { DeadLetterRow, EventRow, IdentityRow, MergeRow, ProfileAliasRow } from './rows.js'
 
@@ -71,7 +71,7 @@ export function createWriter(client: ClickHouseClient, opts: { database: string 
     try {
       await client.insert({ table: `${db}.${table}`, values, format: 'JSONEachRow', clickhouse_settings: settings })
     } catch (err) {
-      throw mapClickHouseError(err, `insert into ${table}`)
+      throw clickHouseError(err, `insert into ${table}`)
     }
     return { rows: values.length }
   }

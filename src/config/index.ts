@@ -3,6 +3,7 @@
  * Checked once at start-up against a JSON schema with every problem listed, then deep-frozen.
  * This is the only module that reads process.env (lint enforces it).
  */
+import { deepFreeze } from '../lib/freeze.js'
 import { readFileSync, existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Ajv } from 'ajv'
@@ -109,8 +110,6 @@ export interface Config {
     /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
     partitionConcurrency: number
     flushMaxRows: number
-    flushMaxBytes: number
-    flushIntervalMs: number
     /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
     sessionTimeoutMs: number
   }
@@ -255,8 +254,7 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: {
         partitionConcurrency: { type: 'integer', minimum: 1, maximum: 64 },
-        flushMaxRows: { type: 'integer', minimum: 1 }, flushMaxBytes: { type: 'integer', minimum: 1024 },
-        flushIntervalMs: { type: 'integer', minimum: 1 },
+        flushMaxRows: { type: 'integer', minimum: 1 },
         // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
         sessionTimeoutMs: { type: 'integer', minimum: 1000 },
       },
@@ -346,7 +344,7 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, flushMaxBytes: 8 * 1024 * 1024, flushIntervalMs: 200, sessionTimeoutMs: 30_000 },
+    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
     query: {
@@ -446,14 +444,6 @@ function crossChecks(cfg: Config, errors: string[]): void {
     if ((tls.certFile == null) !== (tls.keyFile == null)) errors.push(`/${where.replace('.', '/')} certFile and keyFile go together`)
   }
   if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) errors.push('/http/headersTimeoutMs must not exceed requestTimeoutMs')
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o !== null && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v)
-    Object.freeze(o)
-  }
-  return o
 }
 
 export interface LoadConfigOptions {

@@ -2,6 +2,7 @@
  * Turns one JSON document (a contract file, or one entry of the released snapshot) into a
  * normalized, frozen Contract, or into every problem found in it.
  */
+import { deepFreeze } from '../lib/freeze.js'
 import { Ajv, type ErrorObject } from 'ajv'
 import { contractFileSchema } from './schema.js'
 import type { Contract, Constraints, ContractFileProblem, PropertySpec } from './types.js'
@@ -86,13 +87,6 @@ function normalizeProperty(raw: RawProperty): PropertySpec {
   return out
 }
 
-export function deepFreeze<T>(o: T): T {
-  if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
-    for (const v of Object.values(o)) deepFreeze(v)
-    Object.freeze(o)
-  }
-  return o
-}
 
 export interface ParseResult {
   contract: Contract | undefined

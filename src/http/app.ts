@@ -17,10 +17,10 @@ import { REDACT_PATHS } from '../observability/logger.js'
 import type { IngestService } from '../ingest/service.js'
 import type { KeyVerifier } from '../auth/keys.js'
 import { findInexactNumbers, type InexactNumber } from '../ingest/json-numbers.js'
-import { closeRedisClient, createRedisClient, redisSecurity } from '../state/redis-client.js'
+import { createRateLimitStore, type RateLimitStore } from '../state/rate-limit-store.js'
 import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
-import { FailureLimiter, MemoryRateLimitStore, RateLimiter, RedisRateLimitStore, type RateLimitStore } from './rate-limit.js'
+import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
 import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
@@ -47,12 +47,6 @@ export interface AppDeps {
 
 /** statuses that count against the client address: bad keys, malformed requests, scanning */
 const FAILING_STATUSES = new Set([400, 401, 403, 404, 413, 415])
-
-function defaultRateLimitStore(config: Readonly<Config>): RateLimitStore {
-  if (config.state.backend !== 'redis') return new MemoryRateLimitStore()
-  const client = createRedisClient(config.state.redisUrl, redisSecurity(config.state))
-  return new RedisRateLimitStore(client, () => closeRedisClient(client))
-}
 
 export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise<FastifyInstance> {
   const h = config.http
@@ -121,7 +115,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
 
-  const store = deps.rateLimitStore ?? defaultRateLimitStore(config)
+  const store = deps.rateLimitStore ?? createRateLimitStore(config)
   const limiter = new RateLimiter(store, { keyMax: h.rateLimitMax, tenantMax: h.tenantRateLimitMax, windowMs: h.rateLimitWindowMs, prefix: config.keys.prefix })
   app.addHook('onClose', async () => { await limiter.close() })
   const probe = new ReadinessProbe(deps.readiness, h.readinessIntervalMs)

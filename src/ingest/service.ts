@@ -12,7 +12,7 @@
  * cannot create a second event id for one fact. 422s never touch the store.
  */
 import type { Config } from '../config/index.js'
-import { CdpError, type ErrorDetail } from '../errors.js'
+import { CdpError, wrapForeign, type ErrorDetail } from '../errors.js'
 import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
 import { encodeKey, keyString } from '../avro/key.js'
 import type { ClaimOutcome, ClaimStore } from '../state/types.js'
@@ -127,9 +127,10 @@ export class IngestService {
     const deadline = this.now() + config.kafka.produceTimeoutMs
     let pending = items
     for (;;) {
-      const outcomes = await claimsOrUnavailable(() => claims.claimMany(
+      const outcomes = await claims.claimMany(
         pending.map((p) => ({ key: p.key, eventId: newEventId(), fingerprint: p.fingerprint })),
-        this.now(), config.state.claimLeaseMs))
+        this.now(), config.state.claimLeaseMs,
+      ).catch((err: unknown) => { throw wrapForeign(err, 'idempotency store', 'state_store_unavailable', { retryAfter: 1 }) })
       const won: Prepared[] = []
       const waiting: Prepared[] = []
       pending.forEach((p, i) => {
@@ -196,14 +197,5 @@ function conflict(originalId: string): ItemResult {
     status: 'error',
     error_code: 'idempotency_conflict',
     message: `externalEventId was already used for a different payload (event ${originalId}); use a new externalEventId for a new business fact`,
-  }
-}
-
-async function claimsOrUnavailable<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn()
-  } catch (err) {
-    if (err instanceof CdpError) throw err
-    throw new CdpError('state_store_unavailable', 'idempotency store unavailable', { cause: err, retryAfter: 1 })
   }
 }

@@ -4,12 +4,14 @@
  * consumers have read them. Start-up creates the topic when missing and refuses one whose
  * settings would break those guarantees, naming the setting.
  */
-import kafkajs, { type Admin, type Kafka } from 'kafkajs'
+import kafkajs, { type Admin } from 'kafkajs'
 
 // kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
 const { ConfigResourceTypes } = kafkajs
 import type { Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
+import type { KafkaClient } from './client.js'
+import { kafkaError } from './errors.js'
 
 export interface TopicProblem { setting: string; expected: string; actual: string }
 
@@ -71,7 +73,7 @@ async function describeTopic(admin: Admin, topic: string) {
  * partition count as read from the broker (equal to config.kafka.partitions, or this throws): the
  * consumer places keys with it (src/pipeline/partition-step.ts).
  */
-export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Promise<{ created: string[]; partitions: number }> {
+export async function ensureTopics(kafka: KafkaClient, config: Readonly<Config>): Promise<{ created: string[]; partitions: number }> {
   const admin = kafka.admin()
   try {
     await admin.connect()
@@ -104,15 +106,80 @@ export async function ensureTopics(kafka: Kafka, config: Readonly<Config>): Prom
     }
     return { created, partitions: described.partitions }
   } catch (err) {
-    if (err instanceof CdpError) throw err
-    throw new CdpError('kafka_unavailable', `cannot verify topics on ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
+    throw kafkaError(err, `cannot verify topics on ${config.kafka.brokers.join(',')}`)
   } finally {
     await admin.disconnect().catch(() => undefined)
   }
 }
 
-export async function readTopicSettings(kafka: Kafka, topic: string) {
+export async function readTopicSettings(kafka: KafkaClient, topic: string) {
   const admin = kafka.admin()
   await admin.connect()
   try { return await describeTopic(admin, topic) } finally { await admin.disconnect() }
+}
+
+export interface PartitionOffsets { partition: number; low: bigint; high: bigint }
+
+/**
+ * The admin operations the service needs, on one lazily connected admin client: a readiness
+ * probe, offsets for replay progress, and cleaning up a replay's consumer group. Close it where it
+ * was created.
+ */
+export class KafkaAdmin {
+  private admin: Admin | undefined
+
+  constructor(private readonly kafka: KafkaClient) {}
+
+  private async connected(): Promise<Admin> {
+    if (this.admin !== undefined) return this.admin
+    const admin = this.kafka.admin()
+    await admin.connect()
+    this.admin = admin
+    return admin
+  }
+
+  /** true when the cluster answers metadata for `topic`; a failure drops the connection for the next try */
+  async probe(topic: string): Promise<boolean> {
+    try {
+      await (await this.connected()).fetchTopicMetadata({ topics: [topic] })
+      return true
+    } catch {
+      await this.close()
+      return false
+    }
+  }
+
+  /** first and next offset of every partition of `topic` */
+  async topicOffsets(topic: string): Promise<PartitionOffsets[]> {
+    try {
+      const admin = await this.connected()
+      const high = await admin.fetchTopicOffsets(topic)
+      const low = await admin.fetchTopicOffsetsByTimestamp(topic, 0)
+      return high.map((h) => ({
+        partition: h.partition,
+        low: BigInt(low.find((l) => l.partition === h.partition)?.offset ?? '0'),
+        high: BigInt(h.high),
+      }))
+    } catch (err) { throw kafkaError(err, `reading the offsets of ${topic}`) }
+  }
+
+  /** the group's committed offsets on `topic` by partition (partitions without a commit are absent) */
+  async groupOffsets(groupId: string, topic: string): Promise<Map<number, bigint>> {
+    try {
+      const [t] = await (await this.connected()).fetchOffsets({ groupId, topics: [topic] })
+      const out = new Map<number, bigint>()
+      for (const p of t?.partitions ?? []) if (Number(p.offset) >= 0) out.set(p.partition, BigInt(p.offset))
+      return out
+    } catch (err) { throw kafkaError(err, `reading the offsets of group ${groupId}`) }
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    try { await (await this.connected()).deleteGroups([groupId]) } catch (err) { throw kafkaError(err, `deleting group ${groupId}`) }
+  }
+
+  async close(): Promise<void> {
+    const admin = this.admin
+    this.admin = undefined
+    await admin?.disconnect().catch(() => undefined)
+  }
 }

@@ -4,7 +4,7 @@
  * benchmarks ask for it.
  */
 import { readFileSync } from 'node:fs'
-import kafkajs, { type Kafka as KafkaClient, type KafkaConfig, type LogEntry } from 'kafkajs'
+import kafkajs, { type Kafka as KafkaJs, type KafkaConfig, type LogEntry } from 'kafkajs'
 
 // kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
 const { Kafka, logLevel: KafkaLogLevel } = kafkajs
@@ -33,6 +33,20 @@ export function kafkaSecurity(kafka: Readonly<Config['kafka']>, read?: (path: st
   }
   return out
 }
+/**
+ * A connection factory to the cluster. Outside src/kafka it is opaque: hand it to this folder's
+ * functions (BatchingProducer, ConsumerRunner, KafkaAdmin, ensureTopics, fetchRecords).
+ */
+export type KafkaClient = KafkaJs
+
+/**
+ * kafkajs warns whenever an idempotent producer has bounded retries. Ours are bounded on purpose:
+ * callers own the deadline (503 + Retry-After, consumer backoff), and a batch that fails resets
+ * its producer (a new producer id, so no stale sequence numbers), which is what keeps the
+ * guarantee. The warning is replaced by one line per process that says so.
+ */
+const BOUNDED_RETRIES_WARNING = 'Limiting retries for the idempotent producer may invalidate EoS guarantees'
+let boundedRetriesExplained = false
 
 export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): KafkaClient {
   return new Kafka({
@@ -46,6 +60,13 @@ export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffi
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log
+      if (message === BOUNDED_RETRIES_WARNING) {
+        if (!boundedRetriesExplained) {
+          boundedRetriesExplained = true
+          log.info('kafka producers retry a bounded number of times on purpose: a failed batch resets its producer, and callers own the deadline')
+        }
+        return
+      }
       const fields = { kafka: entry.namespace, broker: extra.broker as unknown, error: extra.error as unknown }
       log[kafkaLogLevel(entry.level, message, extra.error)](fields, message)
     },

@@ -7,7 +7,9 @@
  * idempotent writes make the retry safe. Anything else is a bug in our code: it is logged and
  * retried the same way, so one bad batch never skips records silently.
  */
-import type { Consumer, Kafka, KafkaMessage } from 'kafkajs'
+import type { Consumer, KafkaMessage } from 'kafkajs'
+import type { Config } from '../config/index.js'
+import type { KafkaClient } from './client.js'
 import type { Logger } from '../observability/logger.js'
 
 export interface InboundRecord {
@@ -41,6 +43,15 @@ export interface ConsumerRunnerOptions {
   partitionConcurrency?: number
 }
 
+/** runner settings from config; replay and benchmarks pass their own group */
+export function consumerOptions(config: Readonly<Config>, groupId = config.kafka.consumerGroup): ConsumerRunnerOptions {
+  return {
+    topic: config.kafka.topic, groupId, fromBeginning: true,
+    maxBatchRecords: config.consumer.flushMaxRows, partitionConcurrency: config.consumer.partitionConcurrency,
+    sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+  }
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** heartbeat errors that mean this member must rejoin before it may write for its partitions */
@@ -52,7 +63,7 @@ export class ConsumerRunner {
   /** records handled since start, for progress and benchmarks */
   handled = 0
 
-  constructor(private readonly kafka: Kafka, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
+  constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
   async start(): Promise<void> {
     const consumer = this.kafka.consumer({

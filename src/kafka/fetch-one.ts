@@ -2,11 +2,11 @@
  * Reads single records back by (partition, offset). Used rarely (re-asserting a first fact after a
  * conflicting direct write), so a short-lived consumer with its own group is acceptable.
  */
-import type { Kafka } from 'kafkajs'
+import type { KafkaClient } from './client.js'
 
 export interface FetchedRecord { key: Buffer | null; value: Buffer | null; headers: Record<string, unknown> }
 
-export async function fetchRecords(kafka: Kafka, topic: string, refs: { partition: number; offset: string }[], timeoutMs = 20_000): Promise<Map<string, FetchedRecord>> {
+export async function fetchRecords(kafka: KafkaClient, topic: string, refs: { partition: number; offset: string }[], timeoutMs = 20_000): Promise<Map<string, FetchedRecord>> {
   const out = new Map<string, FetchedRecord>()
   if (refs.length === 0) return out
   const wanted = new Set(refs.map((r) => `${r.partition}/${r.offset}`))

@@ -11,11 +11,31 @@
  * Records already handed to Kafka cannot be taken back: their outcome arrives later through the
  * ticket's promise, and the caller's bookkeeping (the idempotency claim) waits for it.
  */
-import type { Kafka, Producer } from 'kafkajs'
+import kafkajs, { type Producer, type TopicMessages } from 'kafkajs'
 import { CdpError } from '../errors.js'
+import type { Config } from '../config/index.js'
+import type { KafkaClient } from './client.js'
+import { kafkaError } from './errors.js'
+
+// kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
+const { Partitioners } = kafkajs
 import type { Logger } from '../observability/logger.js'
 
-export interface OutboundMessage { key: Buffer; value: Buffer }
+export interface OutboundMessage {
+  key: Buffer
+  value: Buffer
+  /** Kafka record headers (dead-letter reasons, re-assertion provenance) */
+  headers?: Record<string, string>
+}
+
+/** a record for any topic: a dead letter keeps the original's key and value, which may be null */
+export interface TopicMessage {
+  key: Buffer | null
+  value: Buffer | null
+  headers?: Record<string, string>
+  /** set by callers that must not depend on the client's default partitioner (re-assertions) */
+  partition?: number
+}
 
 export interface Ticket {
   /** settles when Kafka acknowledged (resolve) or refused (reject) these records */
@@ -25,13 +45,15 @@ export interface Ticket {
 }
 
 interface Pending {
-  messages: OutboundMessage[]
+  topic: string
+  messages: TopicMessage[]
   state: 'queued' | 'sent' | 'cancelled'
   resolve: () => void
   reject: (err: unknown) => void
 }
 
 export interface BatchingProducerOptions {
+  /** where `send(messages)` goes; `send(topic, messages)` names another topic */
   topic: string
   lingerMs: number
   batchMaxMessages: number
@@ -46,18 +68,31 @@ export interface BatchingProducerOptions {
   lanes?: number
 }
 
+/** producer settings from config: the service and the direct-producer kit use the same */
+export function producerOptions(config: Readonly<Config>): BatchingProducerOptions {
+  return {
+    topic: config.kafka.topic,
+    lingerMs: config.kafka.lingerMs,
+    batchMaxMessages: config.kafka.batchMaxMessages,
+    timeoutMs: config.kafka.produceTimeoutMs,
+    lanes: config.kafka.producerLanes,
+  }
+}
+
 /** one idempotent kafkajs producer with at most one batch in flight */
 class Lane {
   producer: Producer | undefined
   connecting: Promise<Producer> | undefined
   busy: Promise<void> | undefined
 
-  constructor(private readonly kafka: Kafka) {}
+  constructor(private readonly kafka: KafkaClient) {}
 
   get(): Promise<Producer> {
     if (this.producer !== undefined) return Promise.resolve(this.producer)
     this.connecting ??= (async () => {
-      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false })
+      // the partitioner named explicitly: keys map to partitions like the Java client's (murmur2),
+      // which direct producers in other languages rely on; naming it also ends kafkajs's v2 notice
+      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
       try {
         await p.connect()
       } catch (err) {
@@ -89,7 +124,7 @@ export class BatchingProducer {
   /** batches sent, for metrics and benchmarks */
   batches = 0
 
-  constructor(kafka: Kafka, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {
+  constructor(kafka: KafkaClient, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {
     this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => new Lane(kafka))
   }
 
@@ -97,13 +132,22 @@ export class BatchingProducer {
     await Promise.all(this.lanes.map((l) => l.get()))
   }
 
-  send(messages: OutboundMessage[]): Ticket {
+  /**
+   * Queue records for the default topic, or for `topic` (dead letters, re-assertions): every
+   * record of the service leaves through this one producer, so no two idempotent sends overlap.
+   * Records of one call travel in one request, in order.
+   */
+  send(messages: OutboundMessage[]): Ticket
+  send(topic: string, messages: TopicMessage[]): Ticket
+  send(topicOrMessages: string | OutboundMessage[], maybeMessages?: TopicMessage[]): Ticket {
+    const topic = typeof topicOrMessages === 'string' ? topicOrMessages : this.opts.topic
+    const messages: TopicMessage[] = typeof topicOrMessages === 'string' ? maybeMessages ?? [] : topicOrMessages
     if (this.closed) {
       return { done: Promise.reject(new CdpError('kafka_unavailable', 'producer is shutting down', { retryAfter: 1 })), cancel: () => false }
     }
     let entry!: Pending
     const done = new Promise<void>((resolve, reject) => {
-      entry = { messages, state: 'queued', resolve, reject }
+      entry = { topic, messages, state: 'queued', resolve, reject }
     })
     this.queue.push(entry)
     this.queuedMessages += messages.length
@@ -160,15 +204,17 @@ export class BatchingProducer {
     this.batches++
     try {
       const producer = await lane.get()
-      await producer.send({
-        topic: this.opts.topic,
-        acks: -1,
-        timeout: this.opts.timeoutMs,
-        messages: batch.flatMap((p) => p.messages),
-      })
+      // one request for all topics of the batch; each topic's records keep their queue order
+      const byTopic = new Map<string, TopicMessages>()
+      for (const p of batch) {
+        let t = byTopic.get(p.topic)
+        if (t === undefined) { t = { topic: p.topic, messages: [] }; byTopic.set(p.topic, t) }
+        t.messages.push(...p.messages)
+      }
+      await producer.sendBatch({ acks: -1, timeout: this.opts.timeoutMs, topicMessages: [...byTopic.values()] })
       for (const p of batch) p.resolve()
     } catch (err) {
-      const cdp = new CdpError('kafka_unavailable', `Kafka did not acknowledge the records: ${(err as Error).message}`, { cause: err, retryAfter: 1 })
+      const cdp = kafkaError(err, 'Kafka did not acknowledge the records')
       for (const p of batch) p.reject(cdp)
       await lane.reset()
       this.log.warn({ err: (err as Error).message }, 'kafka batch failed; producer reset')

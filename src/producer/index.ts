@@ -18,11 +18,9 @@
 import { SchemaType } from '@kafkajs/confluent-schema-registry'
 import { loadConfig, type Config } from '../config/index.js'
 import { CdpError } from '../errors.js'
-import { SchemaCodec, registryErrorToCdp, valueSchemaText, valueSubject } from '../avro/codec.js'
+import { SchemaCodec, registryError, valueSchemaText, valueSubject } from '../avro/codec.js'
 import { keyString } from '../avro/key.js'
-import { createKafka } from '../kafka/client.js'
-import { readTopicSettings } from '../kafka/admin.js'
-import { BatchingProducer, type OutboundMessage, type Ticket } from '../kafka/producer.js'
+import { BatchingProducer, createKafka, kafkaError, producerOptions, readTopicSettings, type OutboundMessage, type Ticket } from '../kafka/index.js'
 import { createLogger, type Logger } from '../observability/logger.js'
 import { buildRecord, wireEncoder, type BuildOptions, type DirectEvent, type ValueEncoder } from './record.js'
 
@@ -99,7 +97,7 @@ export async function lookupValueSchemaId(codec: SchemaCodec, topic: string): Pr
         `the value schema of this build is not registered under ${subject}: start the service once (it registers it), ` +
         'or update this producer to the schema the service uses', { cause: err })
     }
-    throw registryErrorToCdp(err, `looking up the schema id under ${subject}`)
+    throw registryError(err, `looking up the schema id under ${subject}`)
   }
 }
 
@@ -137,7 +135,6 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
       schemaRegistry: { url: opts.registryUrl },
     },
   })
-  // kafkajs warns at start-up about settings chosen on purpose (bounded retries, the v2 partitioner);
   // failures reach the caller as rejected sends, so the default logger only shows errors
   const log = opts.logger ?? createLogger({ logLevel: 'error' }, 'cdp-direct-producer')
   const kafka = createKafka(config, log)
@@ -146,7 +143,7 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
   try {
     settings = await readTopicSettings(kafka, config.kafka.topic)
   } catch (err) {
-    throw new CdpError('kafka_unavailable', `cannot read topic ${config.kafka.topic} on ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
+    throw kafkaError(err, `cannot read topic ${config.kafka.topic} on ${config.kafka.brokers.join(',')}`)
   }
   // writing facts to a topic that deletes by time would lose them for replays
   if ((settings.configs['cleanup.policy'] ?? '') !== 'compact') {
@@ -156,14 +153,7 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
 
   const codec = new SchemaCodec(config.schemaRegistry)
   const schemaId = await lookupValueSchemaId(codec, config.kafka.topic)
-  const producer = new BatchingProducer(kafka, {
-    topic: config.kafka.topic,
-    lingerMs: config.kafka.lingerMs,
-    batchMaxMessages: config.kafka.batchMaxMessages,
-    timeoutMs: config.kafka.produceTimeoutMs,
-  }, log)
-  await producer.connect().catch((err: unknown) => {
-    throw new CdpError('kafka_unavailable', `cannot connect a producer to ${config.kafka.brokers.join(',')}: ${(err as Error).message}`, { cause: err })
-  })
+  const producer = new BatchingProducer(kafka, producerOptions(config), log)
+  await producer.connect().catch((err: unknown) => { throw kafkaError(err, `cannot connect a producer to ${config.kafka.brokers.join(',')}`) })
   return new DirectProducer(producer, wireEncoder(codec.readerType, schemaId), () => producer.close())
 }

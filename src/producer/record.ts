@@ -6,7 +6,8 @@
  */
 import type avro from 'avsc'
 import { CdpError, type ErrorDetail } from '../errors.js'
-import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
+import { buildFact, newEventId, type CdpEvent, type RawIdentity } from '../avro/event.js'
+import { frameValue } from '../avro/wire.js'
 import { encodeKey, keyString } from '../avro/key.js'
 
 /** A business fact as an internal service states it. */
@@ -21,12 +22,7 @@ export interface DirectEvent {
    * record says so (occurredAtDefaulted), so a retry that omits it again is still the same fact.
    */
   occurredAt?: Date | number | string
-  identity: {
-    externalUserId?: string | null
-    email?: string | null
-    phone?: string | null
-    deviceKey?: string | null
-  }
+  identity: RawIdentity
   /** the event's properties as an object; stored as its JSON text */
   properties?: Record<string, unknown>
   /** the contract version the producer built against, when it knows it */
@@ -61,14 +57,7 @@ export function wireEncoder(type: avro.Type, schemaId: number): ValueEncoder {
   if (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0xffffffff) throw new RangeError(`schema id ${schemaId} is not a registry id`)
   return {
     schemaId,
-    encode(event) {
-      const body = type.toBuffer(event)
-      const out = Buffer.allocUnsafe(5 + body.length)
-      out[0] = 0
-      out.writeUInt32BE(schemaId, 1)
-      body.copy(out, 5)
-      return out
-    },
+    encode: (event) => frameValue(schemaId, type.toBuffer(event)),
   }
 }
 

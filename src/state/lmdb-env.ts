@@ -12,8 +12,8 @@
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import { open, type RootDatabase } from 'lmdb'
-import { CdpError } from '../errors.js'
-import { storeError } from './errors.js'
+import { CdpError, wrapForeign } from '../errors.js'
+import { stateStoreErrorCode } from './errors.js'
 
 /** LMDB refuses keys above ~1978 bytes; longer keys are stored under their sha256. */
 const MAX_KEY_BYTES = 1000
@@ -34,7 +34,7 @@ export function openEnv(path: string, sync = true): RootDatabase {
     mkdirSync(path, { recursive: true, mode: 0o700 })
     return open({ path, maxDbs: 16, noSync: !sync })
   } catch (err) {
-    throw storeError('lmdb', `open ${path}`, err)
+    throw wrapForeign(err, `lmdb open ${path}`, stateStoreErrorCode)
   }
 }
 
@@ -81,7 +81,7 @@ export class WriteQueue {
         try {
           op.resolve(this.env.transactionSync(() => op.fn()))
         } catch (err) {
-          op.reject(storeError('lmdb', this.what, err))
+          op.reject(wrapForeign(err, `lmdb ${this.what}`, stateStoreErrorCode))
         }
       }
     }
@@ -106,7 +106,7 @@ export function readOp<T>(what: string, closed: () => boolean, fn: () => T): Pro
   try {
     return Promise.resolve(fn())
   } catch (err) {
-    return Promise.reject(storeError('lmdb', what, err))
+    return Promise.reject(wrapForeign(err, `lmdb ${what}`, stateStoreErrorCode))
   }
 }
 

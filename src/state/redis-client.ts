@@ -13,8 +13,8 @@ import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Redis } from 'ioredis'
 import type { Config } from '../config/index.js'
-import { CdpError } from '../errors.js'
-import { storeError } from './errors.js'
+import { CdpError, wrapForeign } from '../errors.js'
+import { stateStoreErrorCode } from './errors.js'
 
 export interface RedisClientOptions {
   connectTimeoutMs?: number
@@ -84,7 +84,7 @@ export async function redisCall<T>(client: Redis, op: string, fn: (client: Redis
   try {
     return await fn(client)
   } catch (err) {
-    throw storeError('redis', op, err)
+    throw wrapForeign(err, `redis ${op}`, stateStoreErrorCode)
   }
 }
 

@@ -4,7 +4,7 @@ import { createServer } from 'node:net'
 import { once } from 'node:events'
 import { isCdpError } from '../../src/errors.js'
 import { clickHouseBackend, createClickHouse, pingClickHouse } from '../../src/clickhouse/client.js'
-import { isClickHouseUnavailable, mapClickHouseError } from '../../src/clickhouse/errors.js'
+import { isClickHouseUnavailable, clickHouseError } from '../../src/clickhouse/errors.js'
 import { createWriter } from '../../src/clickhouse/writer.js'
 import { testConfig } from '../helpers/config.js'
 import { eventRow, harness } from './fixtures/harness.js'
@@ -91,7 +91,7 @@ void t.test('SQL errors stay SQL errors (not retriable)', async (t) => {
   const h = await harness(t, 'chdb')
   const err = await h.client.query({ query: 'SELEC 1' }).then(() => undefined, (e: unknown) => e)
   t.equal(isClickHouseUnavailable(err), false)
-  t.equal(mapClickHouseError(err, 'test'), err, 'returned unchanged')
+  t.equal(clickHouseError(err, 'test'), err, 'returned unchanged')
   t.equal((err as { type?: string }).type, 'SYNTAX_ERROR')
 })
 
@@ -105,6 +105,6 @@ void t.test('error classification', async (t) => {
   t.equal(isClickHouseUnavailable(Object.assign(new Error('too many parts'), { code: '252', type: 'TOO_MANY_PARTS' })), true)
   t.equal(isClickHouseUnavailable(Object.assign(new Error('unknown table'), { code: '60', type: 'UNKNOWN_TABLE' })), false)
   t.equal(isClickHouseUnavailable(new Error('something else')), false)
-  const mapped = mapClickHouseError(refused, 'insert into events')
+  const mapped = clickHouseError(refused, 'insert into events')
   t.ok(isCdpError(mapped) && mapped.code === 'clickhouse_unavailable' && mapped.cause === refused)
 })

@@ -5,8 +5,9 @@
 import type { FastifyInstance } from 'fastify'
 import type { Config, DeepPartial } from '../../src/config/index.js'
 import { createLogger, type Logger } from '../../src/observability/logger.js'
-import { buildApiRuntime, Resources, type ApiRuntime } from '../../src/runtime.js'
-import { buildApp } from '../../src/http/app.js'
+import { Resources } from '../../src/app/resources.js'
+import { buildShared, type Shared } from '../../src/app/shared.js'
+import { buildApi, type Api } from '../../src/app/api.js'
 import { createKey, type Permission } from '../../src/auth/keys.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { SchemaCodec, type DecodeResult } from '../../src/avro/codec.js'
@@ -15,7 +16,8 @@ import { testConfig, type TestContext } from './config.js'
 export interface TestApi {
   app: FastifyInstance
   config: Readonly<Config>
-  rt: ApiRuntime
+  /** what the API was built over, and the API's parts */
+  rt: Shared & Omit<Api, 'app'>
   key(tenant: string, permissions?: Permission[], sources?: string[]): Promise<string>
 }
 
@@ -24,9 +26,9 @@ export async function startApi(t: TestContext, overrides: DeepPartial<Config> = 
   const log = logger ?? createLogger({ logLevel: 'silent' })
   const res = new Resources()
   t.teardown(() => res.close())
-  const rt = await buildApiRuntime(cfg, log, res)
-  const app = await buildApp(cfg, { ingest: rt.ingest, keys: rt.keys, readiness: rt.readiness, logger: log })
-  res.add('app', () => app.close())
+  const shared = await buildShared(cfg, log, res)
+  const { app, ...api } = await buildApi(shared)
+  const rt = { ...shared, ...api }
   return {
     app, config: cfg, rt,
     key: async (tenant, permissions = ['events:write', 'events:batch'], sources = []) =>

@@ -4,8 +4,9 @@
  */
 import type { Config } from '../../src/config/index.js'
 import { createLogger } from '../../src/observability/logger.js'
-import { Resources } from '../../src/runtime.js'
-import { consumerHooks } from '../../src/pipeline/service.js'
+import { Resources } from '../../src/app/resources.js'
+import { buildShared } from '../../src/app/shared.js'
+import { buildConsumer } from '../../src/app/consumer.js'
 import type { TestContext } from './config.js'
 import type { QueryFormat, QueryRunner } from '../../src/http/routes/query.js'
 import { waitFor } from './process.js'
@@ -29,8 +30,9 @@ export async function startPipeline(t: TestContext, config: Readonly<Config>): P
   let stopped = false
   const stop = async () => { if (!stopped) { stopped = true; await res.close() } }
   t.teardown(stop)
-  const { query } = await consumerHooks.start(config, log, res)
-  if (query === undefined) throw new Error('consumer returned no query runner')
+  const consumer = await buildConsumer(await buildShared(config, log, res), 'live')
+  await consumer.start()
+  const { query } = consumer
   // the tests read as an operator: every tenant, PII raw
   const principal = { tenant: '*', permissions: ['query:read', 'query:all', 'pii:read'] }
   const rowsText = (sql: string, format: QueryFormat): Promise<string> => query({ sql, format, principal })

@@ -90,6 +90,7 @@ async function rig(t: TestContext): Promise<Rig> {
         logLevel: 'warn',
         kafka: {
           brokers: cfg.kafka.brokers, topic: cfg.kafka.topic, deadLetterTopic: cfg.kafka.deadLetterTopic,
+          // a process has one Kafka client (src/app/shared.ts): group members show this id as it is
           partitions: cfg.kafka.partitions, consumerGroup: cfg.kafka.consumerGroup, clientId: `cdp-${name}`,
         },
         schemaRegistry: { url: cfg.schemaRegistry.url },
@@ -141,7 +142,7 @@ void t.test('two consumers share Redis and one ClickHouse; one is SIGKILLed mid-
     const a = await r.assignment()
     return a !== undefined && a.size === 2 && [...a.values()].every((ps) => ps.length > 0) ? a : undefined
   }, 90_000, 250)
-  const victimPartitions = both.get('cdp-victim-consumer') ?? []
+  const victimPartitions = both.get('cdp-victim') ?? []
   t.equal(victimPartitions.length, 2, `the victim holds two of the four partitions (${victimPartitions.join(', ')})`)
 
   // after the victim's third events insert executed: kill it before it hears back, then record
@@ -176,7 +177,7 @@ void t.test('two consumers share Redis and one ClickHouse; one is SIGKILLed mid-
     return (await r.allCommitted()) ? true : undefined
   }, 120_000, 250)
   const after = await waitFor('the group settled', () => r.assignment(), 30_000)
-  t.same([...after.entries()], [['cdp-survivor-consumer', [0, 1, 2, 3]]], 'the survivor took over the victim\'s partitions')
+  t.same([...after.entries()], [['cdp-survivor', [0, 1, 2, 3]]], 'the survivor took over the victim\'s partitions')
   await r.checkExactlyOnce(t, accepted)
 
   survivor.kill('SIGTERM')
@@ -199,7 +200,7 @@ void t.test('a consumer backing off while ClickHouse fails lets the group rebala
   await waitFor('consumer a holding every partition', async () => {
     alive(a)
     const s = await r.assignment()
-    return s?.get('cdp-a-consumer')?.length === 4 ? true : undefined
+    return s?.get('cdp-a')?.length === 4 ? true : undefined
   }, 90_000, 250)
   const accepted = await r.send(0, EVENTS)
   await waitFor('consumer a backing off', async () => (failures >= 2 ? true : undefined), 60_000)

@@ -14,7 +14,7 @@ import { ensureTopics } from '../../src/kafka/admin.js'
 import { SchemaCodec } from '../../src/avro/codec.js'
 import { fingerprintOf, type CdpEvent } from '../../src/avro/event.js'
 import { createClickHouse, closeClickHouse } from '../../src/clickhouse/client.js'
-import { replayCommand } from '../../src/pipeline/service.js'
+import { replay } from '../../src/cli/commands/replay.js'
 import { createDirectProducer, type DirectEvent } from '../../src/producer/index.js'
 import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
@@ -189,7 +189,7 @@ void t.test('direct producer: facts, repeats, conflicts, and what compaction + r
     await producer.disconnect()
 
     const out: string[] = []
-    t.equal(await replayCommand(copy, [], (l) => out.push(l)), 0)
+    t.equal(await replay(copy, [], (l) => out.push(l)), 0)
     const ch = createClickHouse(copy)
     t.teardown(() => closeClickHouse(ch))
     const rs = await ch.query({ query: `SELECT concat(source, '/', external_event_id) AS k, event_id, p_amount FROM ${copy.clickhouse.database}.events ORDER BY k`, format: 'JSONEachRow' })

@@ -10,7 +10,7 @@ import type { Config } from '../../src/config/index.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { createKafka } from '../../src/kafka/client.js'
 import { createClickHouse, closeClickHouse } from '../../src/clickhouse/client.js'
-import { replayCommand } from '../../src/pipeline/service.js'
+import { replay } from '../../src/cli/commands/replay.js'
 import { createDirectProducer, type DirectEvent } from '../../src/producer/index.js'
 import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
@@ -96,13 +96,13 @@ void t.test('cdp replay into a new database: same facts, same event ids; twice c
 
   const replayCfg: Readonly<Config> = { ...cfg, clickhouse: { ...cfg.clickhouse, database: `${db}_replay` } }
   const out1: string[] = []
-  t.equal(await replayCommand(replayCfg, [], (l) => out1.push(l)), 0)
+  t.equal(await replay(replayCfg, [], (l) => out1.push(l)), 0)
   const first = await readDb(cfg, replayCfg.clickhouse.database)
   t.same(first.facts, live.facts, 'same facts, same event ids, same payloads')
   t.same(first.totals, { ...live.totals }, 'same counts, dead letters included; one row per tuple without FINAL')
 
   const out2: string[] = []
-  t.equal(await replayCommand(replayCfg, [], (l) => out2.push(l)), 0)
+  t.equal(await replay(replayCfg, [], (l) => out2.push(l)), 0)
   const second = await readDb(cfg, replayCfg.clickhouse.database)
   t.same(second, first, 'a second replay changes nothing')
   t.equal(await dlqSize(), 2, 'replays rebuild ClickHouse only: nothing published to the DLQ topic again')

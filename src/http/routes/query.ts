@@ -7,12 +7,13 @@
 import type { FastifyPluginAsync } from 'fastify'
 import { CdpError } from '../../errors.js'
 import type { KeyVerifier } from '../../auth/keys.js'
-import { ANALYST_FORMATS, type AnalystFormat, type AnalystQuery } from '../../clickhouse/analyst.js'
+import type { AnalystQuery } from '../../clickhouse/analyst.js'
+import { QUERY_FORMATS, type QueryFormat } from '../../clickhouse/formats.js'
 import { requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 
-export const QUERY_FORMATS = ANALYST_FORMATS
-export type QueryFormat = AnalystFormat
+export { QUERY_FORMATS }
+export type { QueryFormat }
 /** the analyst runner (analyst.ts); `cancelAll` when it can cancel its queries in ClickHouse */
 export type QueryRunner = AnalystQuery & { cancelAll?: () => Promise<void> }
 

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { contractsCommand } from '../../../src/contracts/cli.js'
+import { contractsCommand } from '../../../src/cli/commands/contracts.js'
 import { readReleased, renderSnapshot } from '../../../src/contracts/snapshot.js'
 import { loadContracts } from '../../../src/contracts/registry.js'
 import { CATALOG_DIR, RELEASED_FILE, checkedInFiles, fileName, type ContractFile } from './fixtures/catalog.js'

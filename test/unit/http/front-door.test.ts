@@ -13,7 +13,7 @@ import { createMemoryStateStores } from '../../../src/state/index.js'
 import type { KeyStore } from '../../../src/state/types.js'
 import type { IngestService } from '../../../src/ingest/service.js'
 import { createLogger } from '../../../src/observability/logger.js'
-import { MemoryRateLimitStore } from '../../../src/http/rate-limit.js'
+import { MemoryRateLimitStore } from '../../../src/state/rate-limit-store.js'
 import { SEED_EVENT } from '../../helpers/seed.js'
 import type { TestContext } from '../../helpers/config.js'
 

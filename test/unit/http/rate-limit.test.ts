@@ -1,5 +1,6 @@
 import t from 'tap'
-import { FailureLimiter, MemoryRateLimitStore, RateLimiter } from '../../../src/http/rate-limit.js'
+import { FailureLimiter, RateLimiter } from '../../../src/http/rate-limit.js'
+import { MemoryRateLimitStore } from '../../../src/state/rate-limit-store.js'
 
 void t.test('memory limiter: per-item charges, all-or-nothing across key and tenant, window reset', async (t) => {
   let now = 0

@@ -9,11 +9,11 @@
  *
  * Exit codes: 0 ok, 1 invalid or incompatible contracts, 2 usage.
  */
-import { loadConfig } from '../config/index.js'
-import { checkCompatibility, formatCompatProblem } from './compat.js'
-import { buildRegistry, formatProblem, readContractDir, scopeOf, type ContractRegistry } from './registry.js'
-import { readReleased, renderSnapshot, writeReleased } from './snapshot.js'
-import type { Contract } from './types.js'
+import { loadConfig } from '../../config/index.js'
+import { checkCompatibility, formatCompatProblem } from '../../contracts/compat.js'
+import { buildRegistry, formatProblem, readContractDir, scopeOf, type ContractRegistry } from '../../contracts/registry.js'
+import { readReleased, renderSnapshot, writeReleased } from '../../contracts/snapshot.js'
+import type { Contract } from '../../contracts/types.js'
 
 export interface ContractPaths {
   /** config.contracts.dir */
@@ -29,7 +29,7 @@ const USAGE = [
   '  list               list contracts and segmentable columns',
 ]
 
-type Out = (line: string) => void
+import type { Command, Out } from '../command.js'
 
 function loadCurrent(dir: string, out: Out): ContractRegistry | undefined {
   const { entries, problems } = readContractDir(dir)
@@ -124,4 +124,11 @@ export async function contractsCommand(args: string[], out: Out, paths?: Contrac
   const p = paths ?? loadConfig().contracts
   if (command === 'list') return list(p, out)
   return check(p, out, command === 'check' ? 'check' : rest.includes('--force') ? 'force' : 'release')
+}
+
+export const contractsCommandDef: Command = {
+  name: 'contracts',
+  summary: 'check, release and list the event contracts',
+  usage: USAGE,
+  run: (args, { out, config }) => contractsCommand(args, out, config().contracts),
 }

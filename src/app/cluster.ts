@@ -6,7 +6,7 @@
  * forwards SIGTERM/SIGINT so every worker drains before the primary exits.
  */
 import cluster from 'node:cluster'
-import type { Logger } from './observability/logger.js'
+import type { Logger } from '../observability/logger.js'
 
 export function isClusterPrimary(): boolean {
   return cluster.isPrimary

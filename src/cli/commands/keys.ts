@@ -1,0 +1,83 @@
+import { parseArgs } from 'node:util'
+import type { Config } from '../../config/index.js'
+import { createStateStores } from '../../state/index.js'
+import { createKey, revokeKey, PERMISSIONS, type Permission } from '../../auth/keys.js'
+import type { Command, Out } from '../command.js'
+
+const USAGE = [
+  'usage: cdp keys <command>',
+  '  create --tenant T [--permission P]... [--source S]... [--expires 30d|12h|45m|ISO] [--label L]',
+  `                     permissions: ${PERMISSIONS.join(', ')} (default events:write,events:batch)`,
+  '  list               every key: id, tenant, state, permissions, sources',
+  '  revoke ID          revoke a key at once',
+]
+
+export const keysCommand: Command = {
+  name: 'keys',
+  summary: 'create, list and revoke API keys',
+  usage: USAGE,
+  run: (args, { out, config }) => keys(config(), args, out),
+}
+
+export function parseExpiry(s: string, now = Date.now()): string {
+  const rel = /^(\d+)([dhm])$/.exec(s)
+  if (rel !== null) {
+    const unit = { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm']
+    return new Date(now + Number(rel[1]) * unit).toISOString()
+  }
+  const t = Date.parse(s)
+  if (Number.isNaN(t)) throw new Error(`--expires: expected 30d, 12h, 45m or an ISO 8601 time, got ${s}`)
+  return new Date(t).toISOString()
+}
+
+
+async function keys(config: Readonly<Config>, args: string[], out: Out): Promise<number> {
+  const [sub, ...rest] = args
+  const stores = await createStateStores(config)
+  try {
+    if (sub === 'create') {
+      const { values } = parseArgs({ args: rest, options: {
+        tenant: { type: 'string' }, permission: { type: 'string', multiple: true }, source: { type: 'string', multiple: true },
+        expires: { type: 'string' }, label: { type: 'string' },
+      } })
+      if (values.tenant === undefined || values.tenant === '') { out('keys create: --tenant is required'); return 2 }
+      const perms = (values.permission ?? ['events:write', 'events:batch']).flatMap((p) => p.split(','))
+      const bad = perms.filter((p) => !(PERMISSIONS as readonly string[]).includes(p))
+      if (bad.length > 0) { out(`keys create: unknown permission ${bad.join(', ')} (known: ${PERMISSIONS.join(', ')})`); return 2 }
+      const { key, record } = await createKey(stores.keys, {
+        tenant: values.tenant, permissions: perms as Permission[], sources: values.source ?? [],
+        expiresAt: values.expires === undefined ? null : parseExpiry(values.expires), label: values.label ?? null,
+      })
+      out(`key id:      ${record.id}`)
+      out(`tenant:      ${record.tenant}`)
+      out(`permissions: ${record.permissions.join(', ')}`)
+      out(`sources:     ${record.sources.length === 0 ? '(any)' : record.sources.join(', ')}`)
+      out(`expires:     ${record.expiresAt ?? 'never'}`)
+      out('the secret is shown once; store it now:')
+      out(key)
+      return 0
+    }
+    if (sub === 'list') {
+      const keys = await stores.keys.listKeys()
+      out(['id'.padEnd(16), 'tenant'.padEnd(16), 'state'.padEnd(8), 'permissions'.padEnd(34), 'sources'].join('  '))
+      for (const k of keys) {
+        const state = k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : 'active'
+        out([k.id.padEnd(16), k.tenant.padEnd(16), state.padEnd(8), k.permissions.join(',').padEnd(34), k.sources.join(',') || '(any)'].join('  '))
+      }
+      return 0
+    }
+    if (sub === 'revoke') {
+      const id = rest[0]
+      if (id === undefined) { out('keys revoke: key id required'); return 2 }
+      const rec = await revokeKey(stores.keys, id)
+      if (rec === undefined) { out(`keys revoke: no key ${id}`); return 1 }
+      out(`revoked ${id} (tenant ${rec.tenant}) at ${rec.revokedAt}`)
+      return 0
+    }
+    for (const l of USAGE) out(l)
+    return 2
+  } finally {
+    await stores.close()
+  }
+}
+

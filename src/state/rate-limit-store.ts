@@ -1,0 +1,90 @@
+/**
+ * Where the HTTP API's rate-limit counters live (src/http/rate-limit.ts decides what to charge):
+ * Redis when the state backend is Redis, so every API process and instance draws from one
+ * budget; process memory otherwise. Atomic check-and-charge over several buckets.
+ */
+import type { Redis } from 'ioredis'
+import type { Config } from '../config/index.js'
+import { RedisScript, closeRedisClient, createRedisClient, redisSecurity } from './redis-client.js'
+
+
+export interface Bucket {
+  id: string
+  limit: number
+}
+
+/** ok, or which bucket refused and how long until its window ends */
+export type ChargeResult = { ok: true } | { ok: false; bucket: number; retryAfterMs: number }
+
+export interface RateLimitStore {
+  /** atomically: if every bucket has room for `cost`, add it to all of them */
+  charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult>
+  close(): Promise<void>
+}
+
+export class MemoryRateLimitStore implements RateLimitStore {
+  private readonly counts = new Map<string, { used: number; resetAt: number }>()
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
+    const t = this.now()
+    if (this.counts.size > 100_000) {
+      for (const [k, v] of this.counts) if (v.resetAt <= t) this.counts.delete(k)
+    }
+    const current = buckets.map((b) => {
+      const c = this.counts.get(b.id)
+      return c === undefined || c.resetAt <= t ? { used: 0, resetAt: t + windowMs } : c
+    })
+    for (const [i, b] of buckets.entries()) {
+      const c = current[i]!
+      if (c.used + cost > b.limit) return Promise.resolve({ ok: false, bucket: i, retryAfterMs: c.resetAt - t })
+    }
+    for (const [i, b] of buckets.entries()) {
+      const c = current[i]!
+      this.counts.set(b.id, { used: c.used + cost, resetAt: c.resetAt })
+    }
+    return Promise.resolve({ ok: true })
+  }
+
+  close(): Promise<void> { return Promise.resolve() }
+}
+
+// KEYS: the buckets; ARGV: cost, windowMs, then one limit per key. Check all, then charge all, in
+// one script so concurrent API processes cannot both take the last room. PEXPIRE starts the window
+// on the first charge (and repairs a key that somehow lost its TTL).
+const CHARGE = new RedisScript('rate limit charge', `
+local cost = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+for i, k in ipairs(KEYS) do
+  local used = tonumber(redis.call('GET', k) or '0')
+  if used + cost > tonumber(ARGV[i + 2]) then
+    local ttl = redis.call('PTTL', k)
+    if ttl < 0 then ttl = window end
+    return {i, ttl}
+  end
+end
+for _, k in ipairs(KEYS) do
+  redis.call('INCRBY', k, cost)
+  if redis.call('PTTL', k) < 0 then redis.call('PEXPIRE', k, window) end
+end
+return {0, 0}
+`)
+
+export class RedisRateLimitStore implements RateLimitStore {
+  constructor(private readonly client: Redis, private readonly closeClient: () => Promise<void> = () => Promise.resolve()) {}
+
+  async charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
+    const r = await CHARGE.run(this.client, buckets.map((b) => b.id), [cost, windowMs, ...buckets.map((b) => b.limit)]) as [number, number]
+    return r[0] === 0 ? { ok: true } : { ok: false, bucket: r[0] - 1, retryAfterMs: r[1] }
+  }
+
+  close(): Promise<void> { return this.closeClient() }
+}
+
+/** Redis (its own client, closed with the store) when the state backend is Redis, memory otherwise */
+export function createRateLimitStore(config: Readonly<Pick<Config, 'state'>>): RateLimitStore {
+  if (config.state.backend !== 'redis') return new MemoryRateLimitStore()
+  const client = createRedisClient(config.state.redisUrl, redisSecurity(config.state))
+  return new RedisRateLimitStore(client, () => closeRedisClient(client))
+}
