@@ -28,23 +28,13 @@ import type { ClickHouseClient, ClickHouseSettings, DataFormat } from '@clickhou
 import type { Config } from '../config/index.js'
 import type { ContractRegistry } from '../contracts/registry.js'
 import { CdpError } from '../errors.js'
-import { clickHouseError } from './errors.js'
+import { clickHouseError, selectRows } from './errors.js'
 import { QUERY_FORMATS, type QueryFormat } from './formats.js'
 import { SYSTEM_TABLES, checkAst, checkQueryTree, type GuardResult } from './guard.js'
 import { quoteIdent } from './sql.js'
 
-export interface AnalystLimits {
-  /** seconds */
-  maxExecutionTime: number
-  maxRowsToRead: number
-  maxResultRows: number
-  maxResultBytes: number
-  maxMemoryUsage: number
-  /** queries in flight per tenant in this process; 429 beyond */
-  maxConcurrentPerTenant: number
-  /** threads per analyst query (embedded mode keeps the other cores for ingestion) */
-  maxThreads: number
-}
+/** the limits an analyst query runs under (config `query.*` without the PII key); see Config['query'] */
+export type AnalystLimits = Omit<Config['query'], 'piiHashKey'>
 
 export const DEFAULT_ANALYST_LIMITS: Readonly<AnalystLimits> = Object.freeze({
   maxExecutionTime: 30,
@@ -144,14 +134,8 @@ export function loadOrCreatePiiKey(configured: string | undefined, file: string)
   return key
 }
 
-async function select<T>(client: ClickHouseClient, query: string, params?: Record<string, unknown>): Promise<T[]> {
-  try {
-    const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
-    return await rs.json<T>()
-  } catch (err) {
-    throw clickHouseError(err, 'reading the analyst schema')
-  }
-}
+const select = <T>(client: ClickHouseClient, query: string, params?: Record<string, unknown>): Promise<T[]> =>
+  selectRows<T>(client, query, params, 'reading the analyst schema')
 
 /** (Re)creates the masking views; their column lists follow the tables', so run after migrations. */
 export async function ensureMaskedViews(client: ClickHouseClient, opts: AnalystRunnerOptions): Promise<void> {

@@ -8,6 +8,7 @@
  * mismatch), is returned unchanged: retrying a bad statement cannot help.
  */
 import { wrapForeign } from '../errors.js'
+import type { ClickHouseClient } from '@clickhouse/client'
 
 const NETWORK_CODES = new Set([
   'ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN',
@@ -70,3 +71,13 @@ export function clickHouseErrorCode(err: unknown): 'clickhouse_unavailable' | un
  */
 export const clickHouseError = (err: unknown, what: string): unknown =>
   wrapForeign(err, `ClickHouse unavailable during ${what}`, clickHouseErrorCode)
+
+/** rows of a small metadata or lookup query as JSON objects; ClickHouse trouble as clickHouseError(what) */
+export async function selectRows<T>(client: ClickHouseClient, query: string, params: Record<string, unknown> | undefined, what: string): Promise<T[]> {
+  try {
+    const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
+    return await rs.json<T>()
+  } catch (err) {
+    throw clickHouseError(err, what)
+  }
+}

@@ -22,7 +22,7 @@
  */
 import type { ClickHouseClient } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
-import { clickHouseError } from './errors.js'
+import { clickHouseError, selectRows } from './errors.js'
 import type { SegmentableColumn } from './rows.js'
 import { quoteIdent } from './sql.js'
 import type { Logger } from '../observability/logger.js'
@@ -326,11 +326,5 @@ async function eventColumns(client: ClickHouseClient, database: string): Promise
   return new Map(rows.map((r) => [r.name, { type: r.type, kind: r.default_kind }]))
 }
 
-async function select<T>(client: ClickHouseClient, query: string, params?: Record<string, unknown>): Promise<T[]> {
-  try {
-    const rs = await client.query({ query, format: 'JSONEachRow', ...(params === undefined ? {} : { query_params: params }) })
-    return await rs.json<T>()
-  } catch (err) {
-    throw clickHouseError(err, 'reading the schema')
-  }
-}
+const select = <T>(client: ClickHouseClient, query: string, params?: Record<string, unknown>): Promise<T[]> =>
+  selectRows<T>(client, query, params, 'reading the schema')

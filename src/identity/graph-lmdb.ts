@@ -9,7 +9,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { CdpError } from '../errors.js'
-import { closeEnv, lmdbKey, openEnv, pingEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
+import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
 import {
   canonicalIn, identityKey, resolveOrReplay,
   type GraphOptions, type GraphTxn, type IdentityGraph, type IdentityRecord, type ProfileRecord, type ResolveResult,
@@ -35,7 +35,7 @@ class LmdbIdentityGraph implements IdentityGraph {
   readonly #keptAt: Database<string, string>
   readonly #writes: WriteQueue
   readonly #view: GraphTxn
-  #closed = false
+  readonly #life: EnvLifecycle
 
   constructor(private readonly env: RootDatabase, private readonly opts: GraphOptions, private readonly replayTtlMs: number) {
     this.#identities = env.openDB<IdentityRecord, string>({ name: 'identities' })
@@ -43,6 +43,7 @@ class LmdbIdentityGraph implements IdentityGraph {
     this.#resolved = env.openDB<ResolveResult, string>({ name: 'resolved' })
     this.#keptAt = env.openDB<string, string>({ name: 'resolved-at' })
     this.#writes = new WriteQueue(env, 'identity graph')
+    this.#life = new EnvLifecycle(env, this.#writes)
     const k = (tenant: string, key: string): string => lmdbKey(`${tenant}\u0000${key}`)
     this.#view = {
       getIdentity: (t, key) => this.#identities.get(k(t, key)),
@@ -82,15 +83,15 @@ class LmdbIdentityGraph implements IdentityGraph {
   }
 
   canonical(tenant: string, profileId: string): Promise<string> {
-    return readOp('identity canonical', () => this.#closed, () => canonicalIn(this.#view, tenant, profileId)?.id ?? profileId)
+    return readOp('identity canonical', () => this.#life.closed, () => canonicalIn(this.#view, tenant, profileId)?.id ?? profileId)
   }
 
   canonicalMany(tenant: string, profileIds: string[]): Promise<string[]> {
-    return readOp('identity canonical', () => this.#closed, () => profileIds.map((id) => canonicalIn(this.#view, tenant, id)?.id ?? id))
+    return readOp('identity canonical', () => this.#life.closed, () => profileIds.map((id) => canonicalIn(this.#view, tenant, id)?.id ?? id))
   }
 
   lookup(...[tenant, identity]: Parameters<IdentityGraph['lookup']>): Promise<string | undefined> {
-    return readOp('identity lookup', () => this.#closed, () => {
+    return readOp('identity lookup', () => this.#life.closed, () => {
       const rec = this.#view.getIdentity(tenant, identityKey(identity))
       if (rec === undefined) return undefined
       const p = canonicalIn(this.#view, tenant, rec.p)
@@ -106,15 +107,9 @@ class LmdbIdentityGraph implements IdentityGraph {
     })
   }
 
-  ping(): Promise<boolean> {
-    return pingEnv(this.env, this.#closed)
-  }
+  ping(): Promise<boolean> { return this.#life.ping() }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await closeEnv(this.env, this.#writes)
-  }
+  close(): Promise<void> { return this.#life.close() }
 }
 
 export function openLmdbIdentityGraph(opts: LmdbGraphOptions): IdentityGraph {

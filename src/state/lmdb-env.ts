@@ -110,19 +110,32 @@ export function readOp<T>(what: string, closed: () => boolean, fn: () => T): Pro
   }
 }
 
-/** a cheap read that fails when the environment is closed or broken; never throws */
-export function pingEnv(env: RootDatabase, closed: boolean): Promise<boolean> {
-  if (closed) return Promise.resolve(false)
-  try {
-    env.get('\u0000ping')
-    return Promise.resolve(true)
-  } catch {
-    return Promise.resolve(false)
-  }
-}
+/**
+ * The open/closed life of one LMDB environment and its write queue, shared by the state stores
+ * and the identity graph: a ping that never throws, and a close that lets queued writes finish.
+ */
+export class EnvLifecycle {
+  #closed = false
 
-/** let queued writes finish, then close the environment */
-export async function closeEnv(env: RootDatabase, writes: WriteQueue): Promise<void> {
-  await writes.close()
-  await env.close()
+  constructor(private readonly env: RootDatabase, readonly writes: WriteQueue) {}
+
+  get closed(): boolean { return this.#closed }
+
+  /** a cheap read that fails when the environment is closed or broken; never throws */
+  ping(): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false)
+    try {
+      this.env.get('\u0000ping')
+      return Promise.resolve(true)
+    } catch {
+      return Promise.resolve(false)
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.writes.close()
+    await this.env.close()
+  }
 }

@@ -7,7 +7,7 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
-import { closeEnv, lmdbKey, openEnv, pingEnv, readOp, WriteQueue } from './lmdb-env.js'
+import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
   ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
@@ -112,27 +112,22 @@ class LmdbStateStores implements StateStores {
   readonly claims: ClaimStore
   readonly dedup: DedupStore
   readonly keys: KeyStore
-  #closed = false
   readonly #writes: WriteQueue
+  readonly #life: EnvLifecycle
 
   constructor(private readonly env: RootDatabase) {
     this.#writes = new WriteQueue(env, 'state')
-    const closed = (): boolean => this.#closed
+    this.#life = new EnvLifecycle(env, this.#writes)
+    const closed = (): boolean => this.#life.closed
     this.claims = new LmdbClaimStore(env.openDB<ClaimRecord, string>({ name: 'claims' }), this.#writes)
     this.dedup = new LmdbDedupStore(
       env.openDB<FactRef, string>({ name: 'dedup' }), env.openDB<string, string>({ name: 'reasserted' }), this.#writes, closed)
     this.keys = new LmdbKeyStore(env.openDB<ApiKeyRecord, string>({ name: 'keys' }), this.#writes, closed)
   }
 
-  ping(): Promise<boolean> {
-    return pingEnv(this.env, this.#closed)
-  }
+  ping(): Promise<boolean> { return this.#life.ping() }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await closeEnv(this.env, this.#writes)
-  }
+  close(): Promise<void> { return this.#life.close() }
 }
 
 export function openLmdbStateStores(opts: LmdbStateOptions): StateStores {
