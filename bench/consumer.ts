@@ -69,7 +69,7 @@ async function main() {
   const shared = await buildShared(config, log, res)
   const p = await buildConsumer(shared, 'live')
   const ch = await shared.clickhouse()
-  const q = (sql: string) => ch.query(sql, 'TabSeparated')
+  const q = async (sql: string) => (await ch.client.query({ query: sql, format: 'TabSeparated' })).text()
   const db = config.clickhouse.database
 
   // 1. fill the topic
@@ -139,7 +139,7 @@ async function main() {
   })
   const accepted = load['2xx']
   const ch2 = await shared2.clickhouse()
-  const q2 = (sql: string) => ch2.query(sql, 'TabSeparated')
+  const q2 = async (sql: string) => (await ch2.client.query({ query: sql, format: 'TabSeparated' })).text()
   const deadline = Date.now() + 60_000
   while (Date.now() < deadline && await count(q2, `SELECT count() FROM ${cfg2.clickhouse.database}.events`) < accepted) await sleep(200)
   const lat = (await q2(`SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(received_at) AS d FROM ${cfg2.clickhouse.database}.events)`)).trim().split('\t')

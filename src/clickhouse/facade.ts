@@ -1,14 +1,13 @@
 /**
  * ClickHouse as the rest of the service sees it: one object per process over one client (chDB
  * or a server), bound to the configured database. Opening runs the migrations; the consumer
- * writes through `writer`, the analyst route reads through `query`. Close it where it was opened.
+ * writes through `writer`, analyst SQL goes through analyst.ts over the same client. Close it where it was opened.
  */
 import type { Config } from '../config/index.js'
 import { keyString } from '../avro/key.js'
 import { closeClickHouse, createClickHouse, pingClickHouse, type ClickHouseClient, type PingOutcome } from './client.js'
 import { clickHouseError } from './errors.js'
 import { runMigrations, type MigrateOptions, type MigrateResult } from './migrations.js'
-import { runReadOnlyQuery, type ReadOnlyFormat } from './query.js'
 import type { SegmentableColumn } from './rows.js'
 import { quoteIdent } from './sql.js'
 import { createWriter, type ClickHouseWriter } from './writer.js'
@@ -22,8 +21,6 @@ export interface ClickHouse {
   readonly writer: ClickHouseWriter
   /** dedup keys (avro/key keyString) of the given facts that are already stored */
   existingFacts(tuples: readonly FactTuple[]): Promise<Set<string>>
-  /** one read-only statement, the result as text in `format` */
-  query(sql: string, format: ReadOnlyFormat): Promise<string>
   ping(): Promise<PingOutcome>
   close(): Promise<void>
 }
@@ -57,7 +54,6 @@ function facadeOver(client: ClickHouseClient, database: string): ClickHouse {
         throw clickHouseError(err, 'checking existing facts')
       }
     },
-    query: async (sql, format) => (await runReadOnlyQuery(client, sql, format)).text,
     ping: () => pingClickHouse(client),
     close: () => closeClickHouse(client),
   }

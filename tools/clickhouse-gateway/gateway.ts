@@ -54,7 +54,7 @@ import { isUtf8 } from 'node:buffer'
 import { Readable } from 'node:stream'
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import { ChdbSessions, type ChdbExecParams, type ChdbExecResult } from '../../src/clickhouse/chdb-connection.js'
-import { tokenize } from '../../src/clickhouse/sql.js'
+import { tokenize } from './tokenize.js'
 import { checkOrigin, checkToken, newGatewayToken, type AccessRefusal } from './access.js'
 
 export interface ClickHouseGatewayOptions {
