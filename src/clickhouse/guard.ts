@@ -237,7 +237,9 @@ function parentOf(lines: AstLine[], i: number): AstLine | undefined {
   return undefined
 }
 
-const TABLE_NODE = /^ *TABLE id: [0-9]+(?:, alias: [^,]*)?, table_name: (.*)$/
+// `final: 1` follows the name for SELECT ... FINAL (a read modifier of ReplacingMergeTree; the
+// tenant filter still applies); names on the allow list never contain a comma
+const TABLE_NODE = /^ *TABLE id: [0-9]+(?:, alias: [^,]*)?, table_name: ([^,]*)(?:, final: 1)?$/
 const TABLE_FUNCTION_NODE = /^ *TABLE_FUNCTION id: [0-9]+(?:, alias: [^,]*)?, table_function_name: (.*)$/
 
 /** Checks `EXPLAIN QUERY TREE` output: every table read is on the caller's list. */
