@@ -318,7 +318,7 @@ function defaults(env: Env): Config {
     kafka: {
       brokers: [`127.0.0.1:${env.KAFKA_PORT ?? '19092'}`],
       clientId: 'cdp-ingest',
-      client: 'kafkajs',
+      client: 'platformatic',
       topic: 'cdp.events.v1',
       deadLetterTopic: 'cdp.events.dlq.v1',
       partitions: 6,

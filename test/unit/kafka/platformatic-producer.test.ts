@@ -47,7 +47,8 @@ void t.test('config kafka.client=platformatic: idempotent, acks=all, bounded ret
   const o = f.created[0]!
   t.match(o, { clientId: 'me', idempotent: true, acks: -1, autocreateTopics: false, retries: 3, timeout: 4000, requestTimeout: 5000 })
   t.equal(o.partitioner, javaCompatiblePartition)
-  t.equal(producerOptions(loadConfig({ env: {} })).platformatic, undefined, 'kafkajs is the default this round')
+  t.ok(producerOptions(loadConfig({ env: {} })).platformatic, 'platformatic is the default')
+  t.equal(producerOptions(loadConfig({ env: { CDP_KAFKA_CLIENT: 'kafkajs' } })).platformatic, undefined, 'kafkajs on request')
   await p.close()
 })
 
