@@ -19,26 +19,20 @@ import { CdpError } from '../errors.js'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import { kafkaError } from './errors.js'
+import type { LaneSender, TopicBatch, TopicMessage } from './lane.js'
 import { PlatformaticSender, platformaticFailure, platformaticSenderOptions, type PlatformaticSenderOptions } from './platformatic/producer.js'
 
 // kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
 const { Partitioners } = kafkajs
 import type { Logger } from '../observability/logger.js'
 
+export type { LaneSender, TopicBatch, TopicMessage } from './lane.js'
+
 export interface OutboundMessage {
   key: Buffer
   value: Buffer
   /** Kafka record headers (dead-letter reasons, re-assertion provenance) */
   headers?: Record<string, string>
-}
-
-/** a record for any topic: a dead letter keeps the original's key and value, which may be null */
-export interface TopicMessage {
-  key: Buffer | null
-  value: Buffer | null
-  headers?: Record<string, string>
-  /** set by callers that must not depend on the client's default partitioner (re-assertions) */
-  partition?: number
 }
 
 export interface Ticket {
@@ -84,23 +78,6 @@ export function producerOptions(config: Readonly<Config>): BatchingProducerOptio
     lanes: config.kafka.producerLanes,
     ...(config.kafka.client === 'platformatic' ? { platformatic: platformaticSenderOptions(config) } : {}),
   }
-}
-
-/** the records of one batch for one topic, in queue order */
-export interface TopicBatch {
-  topic: string
-  messages: TopicMessage[]
-}
-
-/**
- * What a lane needs from a Kafka library: one idempotent producer (acks=all) that sends one
- * batch at a time. `connect` obtains the producer id, so a start-up against an unreachable
- * cluster fails there; `close` is also how a lane starts over after a failed batch.
- */
-export interface LaneSender {
-  connect(): Promise<void>
-  send(batch: TopicBatch[], timeoutMs: number): Promise<void>
-  close(): Promise<void>
 }
 
 /** kafkajs: `sendBatch` carries every topic of the batch in one Produce request */

@@ -21,7 +21,7 @@ import {
 import type { Config } from '../../config/index.js'
 import { murmur2 } from '../../avro/partition.js'
 import { tlsOptions } from '../client.js'
-import type { LaneSender, TopicBatch } from '../producer.js'
+import type { LaneSender, TopicBatch } from '../lane.js'
 
 export interface PlatformaticSenderOptions {
   clientId: string
