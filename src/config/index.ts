@@ -51,6 +51,11 @@ export interface Config {
   kafka: {
     brokers: string[]
     clientId: string
+    /**
+     * which library the batching producer uses (src/kafka/producer.ts); measured side by side in
+     * bench/kafka-clients.ts. Consumers, admin and the direct-producer kit stay on kafkajs.
+     */
+    client: 'kafkajs' | 'platformatic'
     topic: string
     deadLetterTopic: string
     partitions: number
@@ -204,6 +209,7 @@ const schema = {
       properties: {
         brokers: { type: 'array', minItems: 1, items: { type: 'string', pattern: '^[^:]+:[0-9]+$' } },
         clientId: { type: 'string', minLength: 1 },
+        client: { enum: ['kafkajs', 'platformatic'] },
         topic: { type: 'string', pattern: '^[a-zA-Z0-9._-]+$' },
         deadLetterTopic: { type: 'string', pattern: '^[a-zA-Z0-9._-]+$' },
         partitions: { type: 'integer', minimum: 1 },
@@ -312,6 +318,7 @@ function defaults(env: Env): Config {
     kafka: {
       brokers: [`127.0.0.1:${env.KAFKA_PORT ?? '19092'}`],
       clientId: 'cdp-ingest',
+      client: 'platformatic',
       topic: 'cdp.events.v1',
       deadLetterTopic: 'cdp.events.dlq.v1',
       partitions: 6,
@@ -406,6 +413,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     http: { host: str('CDP_HOST'), port: int(env, 'CDP_PORT', errors) },
     kafka: {
       brokers: str('KAFKA_BROKERS')?.split(',').map((s) => s.trim()).filter(Boolean),
+      client: str('CDP_KAFKA_CLIENT') as Config['kafka']['client'] | undefined,
       topic: str('KAFKA_TOPIC'),
       deadLetterTopic: str('KAFKA_DLQ_TOPIC'),
       consumerGroup: str('KAFKA_CONSUMER_GROUP'),

@@ -4,7 +4,8 @@
  *   createKafka              a client (opaque outside this folder)
  *   ensureTopics             create/verify the events and dead-letter topics at start-up
  *   KafkaAdmin               readiness probe, topic and group offsets, deleting a group
- *   BatchingProducer         the one producer of a process: every topic, headers, acks=all
+ *   BatchingProducer         the one producer of a process: every topic, headers, acks=all;
+ *                            lanes over @platformatic/kafka (default) or kafkajs (kafka.client)
  *   ConsumerRunner           the consumer group loop, commit after durable handling
  *   fetchRecords             read single records back by (partition, offset)
  */

@@ -1,6 +1,9 @@
 /**
  * Micro-batching producer.
  *
+ * The lanes run over kafkajs or @platformatic/kafka (`kafka.client`; measured side by side in
+ * bench/kafka-clients.ts); everything above the lane (queue, batching, tickets) is shared.
+ *
  * kafkajs sends each `send()` as its own request and its idempotent producer can lose or reorder
  * messages when sends overlap (kafkajs#1005, #598). So concurrent callers enqueue here; a batch
  * is cut after `lingerMs` or `batchMaxMessages`, and each idempotent producer ("lane") has at most
@@ -16,25 +19,20 @@ import { CdpError } from '../errors.js'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import { kafkaError } from './errors.js'
+import type { LaneSender, TopicBatch, TopicMessage } from './lane.js'
+import { PlatformaticSender, platformaticFailure, platformaticSenderOptions, type PlatformaticSenderOptions } from './platformatic/producer.js'
 
 // kafkajs is CommonJS: Node's ESM loader exposes its runtime values on the default export only
 const { Partitioners } = kafkajs
 import type { Logger } from '../observability/logger.js'
+
+export type { LaneSender, TopicBatch, TopicMessage } from './lane.js'
 
 export interface OutboundMessage {
   key: Buffer
   value: Buffer
   /** Kafka record headers (dead-letter reasons, re-assertion provenance) */
   headers?: Record<string, string>
-}
-
-/** a record for any topic: a dead letter keeps the original's key and value, which may be null */
-export interface TopicMessage {
-  key: Buffer | null
-  value: Buffer | null
-  headers?: Record<string, string>
-  /** set by callers that must not depend on the client's default partitioner (re-assertions) */
-  partition?: number
 }
 
 export interface Ticket {
@@ -66,6 +64,8 @@ export interface BatchingProducerOptions {
    * always travel in one batch, so per-tuple order is never split across lanes.
    */
   lanes?: number
+  /** set: the lanes use @platformatic/kafka with these settings; unset: kafkajs over `kafka` */
+  platformatic?: PlatformaticSenderOptions
 }
 
 /** producer settings from config: the service and the direct-producer kit use the same */
@@ -76,32 +76,51 @@ export function producerOptions(config: Readonly<Config>): BatchingProducerOptio
     batchMaxMessages: config.kafka.batchMaxMessages,
     timeoutMs: config.kafka.produceTimeoutMs,
     lanes: config.kafka.producerLanes,
+    ...(config.kafka.client === 'platformatic' ? { platformatic: platformaticSenderOptions(config) } : {}),
   }
 }
 
-/** one idempotent kafkajs producer with at most one batch in flight */
+/** kafkajs: `sendBatch` carries every topic of the batch in one Produce request */
+class KafkajsSender implements LaneSender {
+  private readonly producer: Producer
+
+  constructor(kafka: KafkaClient) {
+    // the partitioner named explicitly: keys map to partitions like the Java client's (murmur2),
+    // which direct producers in other languages rely on; naming it also ends kafkajs's v2 notice
+    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+  }
+
+  connect(): Promise<void> { return this.producer.connect() }
+
+  async send(batch: TopicBatch[], timeoutMs: number): Promise<void> {
+    await this.producer.sendBatch({ acks: -1, timeout: timeoutMs, topicMessages: batch as TopicMessages[] })
+  }
+
+  close(): Promise<void> { return this.producer.disconnect() }
+}
+
+/** one idempotent producer with at most one batch in flight */
 class Lane {
-  producer: Producer | undefined
-  connecting: Promise<Producer> | undefined
+  sender: LaneSender | undefined
+  connecting: Promise<LaneSender> | undefined
   busy: Promise<void> | undefined
 
-  constructor(private readonly kafka: KafkaClient) {}
+  constructor(private readonly create: () => LaneSender) {}
 
-  get(): Promise<Producer> {
-    if (this.producer !== undefined) return Promise.resolve(this.producer)
+  get(): Promise<LaneSender> {
+    if (this.sender !== undefined) return Promise.resolve(this.sender)
     this.connecting ??= (async () => {
-      // the partitioner named explicitly: keys map to partitions like the Java client's (murmur2),
-      // which direct producers in other languages rely on; naming it also ends kafkajs's v2 notice
-      const p = this.kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: Partitioners.DefaultPartitioner })
+      const s = this.create()
       try {
-        await p.connect()
+        await s.connect()
       } catch (err) {
         this.connecting = undefined
+        await s.close().catch(() => undefined)
         throw err
       }
-      this.producer = p
+      this.sender = s
       this.connecting = undefined
-      return p
+      return s
     })()
     return this.connecting
   }
@@ -109,9 +128,9 @@ class Lane {
   /** after a failed idempotent send the sequence numbers may be out of step with the broker; a
    *  fresh producer (new producer id) is the safe way to continue */
   async reset(): Promise<void> {
-    const p = this.producer
-    this.producer = undefined
-    if (p !== undefined) await p.disconnect().catch(() => undefined)
+    const s = this.sender
+    this.sender = undefined
+    if (s !== undefined) await s.close().catch(() => undefined)
   }
 }
 
@@ -125,7 +144,9 @@ export class BatchingProducer {
   batches = 0
 
   constructor(kafka: KafkaClient, private readonly opts: BatchingProducerOptions, private readonly log: Logger) {
-    this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => new Lane(kafka))
+    const platformatic = opts.platformatic
+    const create = platformatic === undefined ? () => new KafkajsSender(kafka) : () => new PlatformaticSender(platformatic)
+    this.lanes = Array.from({ length: Math.max(1, opts.lanes ?? 1) }, () => new Lane(create))
   }
 
   async connect(): Promise<void> {
@@ -203,18 +224,18 @@ export class BatchingProducer {
   private async sendBatch(lane: Lane, batch: Pending[]): Promise<void> {
     this.batches++
     try {
-      const producer = await lane.get()
+      const sender = await lane.get()
       // one request for all topics of the batch; each topic's records keep their queue order
-      const byTopic = new Map<string, TopicMessages>()
+      const byTopic = new Map<string, TopicBatch>()
       for (const p of batch) {
         let t = byTopic.get(p.topic)
         if (t === undefined) { t = { topic: p.topic, messages: [] }; byTopic.set(p.topic, t) }
         t.messages.push(...p.messages)
       }
-      await producer.sendBatch({ acks: -1, timeout: this.opts.timeoutMs, topicMessages: [...byTopic.values()] })
+      await sender.send([...byTopic.values()], this.opts.timeoutMs)
       for (const p of batch) p.resolve()
     } catch (err) {
-      const cdp = kafkaError(err, 'Kafka did not acknowledge the records')
+      const cdp = kafkaError(err, this.opts.platformatic === undefined ? 'Kafka did not acknowledge the records' : platformaticFailure(err))
       for (const p of batch) p.reject(cdp)
       await lane.reset()
       this.log.warn({ err: (err as Error).message }, 'kafka batch failed; producer reset')

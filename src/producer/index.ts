@@ -127,6 +127,8 @@ export async function createDirectProducer(opts: DirectProducerOptions): Promise
     overrides: {
       kafka: {
         brokers: opts.brokers, topic: opts.topic,
+        // the kit is for services that already run kafkajs: it keeps that client for its lanes
+        client: 'kafkajs',
         ...(opts.clientId === undefined ? { clientId: 'cdp-direct-producer' } : { clientId: opts.clientId }),
         ...(opts.lingerMs === undefined ? {} : { lingerMs: opts.lingerMs }),
         ...(opts.batchMaxMessages === undefined ? {} : { batchMaxMessages: opts.batchMaxMessages }),

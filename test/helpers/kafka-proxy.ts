@@ -4,8 +4,9 @@
  *
  * Kafka clients connect to the bootstrap address, then to the addresses the broker advertises in
  * Metadata responses (here the real broker's), which would bypass a plain proxy. So the proxy
- * rewrites the broker list of every Metadata response (API key 3, versions 0-6: the ones kafkajs
- * speaks, none of them "flexible") to point at itself; everything else passes through unchanged.
+ * rewrites the broker list of every Metadata response (API key 3: versions 0-6, the ones kafkajs
+ * speaks, and the "flexible" versions 9+ with compact strings and tagged fields, which
+ * @platformatic/kafka speaks) to point at itself; everything else passes through unchanged.
  * It assumes one broker, as in the development stack.
  *
  * `cut()` closes every connection and refuses new ones (accepted, then closed at once, as a host
@@ -40,8 +41,76 @@ function framer(onFrame: (frame: Buffer) => void): (chunk: Buffer) => void {
   }
 }
 
+/** unsigned varint (flexible versions' lengths and counts): value and bytes used */
+function readUVarInt(buf: Buffer, at: number): [number, number] {
+  let value = 0
+  let shift = 0
+  let used = 0
+  for (;;) {
+    const b = buf[at + used]!
+    used++
+    value += (b & 0x7f) * 2 ** shift
+    if ((b & 0x80) === 0) return [value, used]
+    shift += 7
+  }
+}
+
+function uvarint(n: number): Buffer {
+  const out: number[] = []
+  do {
+    let b = n & 0x7f
+    n = Math.floor(n / 128)
+    if (n > 0) b |= 0x80
+    out.push(b)
+  } while (n > 0)
+  return Buffer.from(out)
+}
+
+/** the end of a tagged-fields section starting at `at` */
+function skipTaggedFields(buf: Buffer, at: number): number {
+  const [count, used] = readUVarInt(buf, at)
+  at += used
+  for (let i = 0; i < count; i++) {
+    const [, tagUsed] = readUVarInt(buf, at)
+    at += tagUsed
+    const [size, sizeUsed] = readUVarInt(buf, at)
+    at += sizeUsed + size
+  }
+  return at
+}
+
+/** Metadata v9+ (flexible): compact arrays and strings, tagged fields in the header and per broker */
+function rewriteFlexibleMetadata(frame: Buffer, host: string, port: number): Buffer {
+  let at = skipTaggedFields(frame, 4 + 4) // size, correlation id, header tagged fields
+  at += 4 // throttle_time_ms
+  const head = frame.subarray(4, at)
+  const [countPlusOne, countUsed] = readUVarInt(frame, at)
+  const countBuf = frame.subarray(at, at + countUsed)
+  at += countUsed
+  const hostBytes = Buffer.from(host)
+  const brokers: Buffer[] = []
+  for (let i = 0; i < countPlusOne - 1; i++) {
+    const nodeId = frame.subarray(at, at + 4)
+    at += 4
+    const [hostLenPlusOne, hostUsed] = readUVarInt(frame, at)
+    at += hostUsed + (hostLenPlusOne - 1) + 4 // host, port
+    const restStart = at
+    const [rackLenPlusOne, rackUsed] = readUVarInt(frame, at) // 0: null rack
+    at += rackUsed + Math.max(0, rackLenPlusOne - 1)
+    at = skipTaggedFields(frame, at)
+    const portBuf = Buffer.alloc(4)
+    portBuf.writeInt32BE(port, 0)
+    brokers.push(nodeId, uvarint(hostBytes.length + 1), hostBytes, portBuf, frame.subarray(restStart, at))
+  }
+  const body = Buffer.concat([head, countBuf, ...brokers, frame.subarray(at)])
+  const size = Buffer.alloc(4)
+  size.writeInt32BE(body.length, 0)
+  return Buffer.concat([size, body])
+}
+
 /** the Metadata response with every broker's host and port replaced */
 export function rewriteMetadata(frame: Buffer, version: number, host: string, port: number): Buffer {
+  if (version >= 9) return rewriteFlexibleMetadata(frame, host, port)
   let at = 4 + 4 // size, correlation id
   if (version >= 3) at += 4 // throttle_time_ms
   const head = frame.subarray(4, at)
