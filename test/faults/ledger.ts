@@ -131,7 +131,7 @@ export class Ledger {
       const res = single
         ? await this.post(target, '/v1/cdp/events', pending[0]!.payload)
         : await this.post(target, '/v1/cdp/events/batch', { items: pending.map((f) => f.payload) })
-      this.count(String(res.status))
+      this.count(single ? String(res.status) : `batch ${res.status}`)
       const at = Date.now()
       const still: Fact[] = []
       if (typeof res.status === 'number' && res.status < 500 && res.status !== 429) {
@@ -172,8 +172,11 @@ export class Ledger {
     const inflight = new Set<Promise<void>>()
     const start = Date.now()
     let offered = 0
+    let singles = 0
     while (offered < load.total) {
-      const single = Math.random() < load.singleShare
+      // singleShare is a share of facts, not of requests
+      const single = singles < load.singleShare * (offered + 1)
+      if (single) singles++
       const n = single ? 1 : Math.min(load.batchSize, load.total - offered)
       const facts = Array.from({ length: n }, () => this.newFact())
       offered += n

@@ -47,6 +47,7 @@ try {
     try {
       await rig.startGateway()
       const ledger = await s.run(rig)
+      rig.note(`answers: ${[...ledger.statusCounts].map(([k, v]) => `${k} x${v}`).join(', ')}`)
       const rec = await ledger.reconcile(rig.clickhouse())
       const bad = rec.lost + rec.duplicated + rec.wrongId + rec.unexpected + rec.idMismatch
       res = { name: s.name, rec, notes: rig.notes, seconds: Math.round((Date.now() - st) / 1000), ok: bad === 0 && rig.failures.length === 0 }

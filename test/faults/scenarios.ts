@@ -261,7 +261,6 @@ export const SCENARIOS: Scenario[] = [
       await sleep(10_000)
       stackCmd('up', 'redis')
       await load
-      rig.note(`answers: ${[...ledger.statusCounts].map(([k, v]) => `${k}x${v}`).join(' ')}`)
       return ledger
     },
   },
@@ -283,7 +282,6 @@ export const SCENARIOS: Scenario[] = [
       stackCmd('up', 'registry')
       rig.note(`registry back in ${secs(Date.now() - t0)}`)
       await load
-      rig.note(`answers: ${[...ledger.statusCounts].map(([k, v]) => `${k}x${v}`).join(' ')}`)
       return ledger
     },
   },
