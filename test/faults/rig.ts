@@ -23,6 +23,8 @@ export interface ServeOptions {
   config?: Record<string, unknown>
   /** data dir name (default: the process name); role all with LMDB shares one across restarts */
   dataDir?: string
+  /** more environment for this process only (LD_PRELOAD, FAKETIME) */
+  extraEnv?: Record<string, string>
 }
 
 export interface Result {
@@ -81,6 +83,7 @@ export class Rig {
       LOG_LEVEL: 'info',
       ...(port !== undefined ? { CDP_PORT: String(port) } : {}),
       ...(o.redis === true ? { REDIS_URL: redisUrl(), STATE_BACKEND: 'redis' } : { STATE_BACKEND: 'lmdb' }),
+      ...o.extraEnv,
     }
   }
 
@@ -132,6 +135,8 @@ export class Rig {
   ledger(targets: () => string[], key: string, o: Partial<LedgerOptions> = {}): Ledger {
     return new Ledger({ targets, key, tenant: this.tenant, source: this.source, prefix: `f${this.id}`, ...o })
   }
+
+  dataPath(name: string): string { return join(this.dir, 'data', name) }
 
   deadLetters(): Promise<number> { return this.count('SELECT count() AS c FROM cdp.dead_letters') }
 

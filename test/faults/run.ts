@@ -48,7 +48,9 @@ try {
       await rig.startGateway()
       const ledger = await s.run(rig)
       rig.note(`answers: ${[...ledger.statusCounts].map(([k, v]) => `${k} x${v}`).join(', ')}`)
+      const rt = Date.now()
       const rec = await ledger.reconcile(rig.clickhouse())
+      rig.note(`reconciled ${((Date.now() - rt) / 1000).toFixed(1)} s after the load ended (includes a 1.5 s wait for late duplicates)`)
       const bad = rec.lost + rec.duplicated + rec.wrongId + rec.unexpected + rec.idMismatch
       res = { name: s.name, rec, notes: rig.notes, seconds: Math.round((Date.now() - st) / 1000), ok: bad === 0 && rig.failures.length === 0 }
       if (rig.failures.length > 0) rig.notes.push(...rig.failures.map((f) => `FAILED: ${f}`))

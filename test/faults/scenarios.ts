@@ -4,6 +4,8 @@
  * written into the notes (they are observations, not assertions).
  */
 import kafkajs from 'kafkajs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync } from 'node:fs'
 import type { Ledger, LoadOptions } from './ledger.js'
 import { startProxy } from './proxy.js'
 import { allocPort, type Rig } from './rig.js'
@@ -358,3 +360,47 @@ export const SCENARIOS: Scenario[] = [
     },
   },
 ]
+
+const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
+
+SCENARIOS.push(
+  {
+    name: 'clock-skew',
+    ci: false,
+    what: 'scale-out, two APIs sharing Redis, one of them running 2 minutes ahead (libfaketime, FAKETIME=+2m); every request goes to both at once, as in two-apis',
+    async run(rig) {
+      if (!existsSync(FAKETIME_LIB)) throw new Error(`libfaketime is not installed (${FAKETIME_LIB}; Debian package libfaketime)`)
+      const key = rig.createKey({ redis: true })
+      await rig.serve('consumer-a', { role: 'consumer', redis: true })
+      const p0 = allocPort(); const p1 = allocPort()
+      await rig.serve('api-true', { role: 'api', redis: true }, p0)
+      // monotonic clocks stay true so timers in the skewed process still fire on time
+      await rig.serve('api-ahead', { role: 'api', redis: true, extraEnv: { LD_PRELOAD: FAKETIME_LIB, FAKETIME: '+2m', FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' } }, p1)
+      const skew = await fetch(`${url(p1)}/healthz`).then((r) => Date.parse(r.headers.get('date') ?? '') - Date.now())
+      rig.note(`the skewed API's Date header is ${secs(skew)} ahead`)
+      const ledger = rig.ledger(() => [url(p0), url(p1)], key, { fanout: true })
+      await ledger.run({ ...LOAD, total: 1500 })
+      let bothAccepted = 0
+      for (const f of ledger.facts.values()) if (f.acceptedCount > 1) bothAccepted++
+      rig.note(`facts answered accepted by both APIs: ${bothAccepted}`)
+      if (bothAccepted > 0) rig.fail(`${bothAccepted} facts were answered accepted twice`)
+      return ledger
+    },
+  },
+  {
+    name: 'state-full',
+    ci: false,
+    what: 'the service (role all, LMDB) keeps its data dir on a 2 MB tmpfs that fills up under load; it must refuse (5xx) what it cannot record, never accept and lose; facts still failing after 40 s are left unresolved',
+    async run(rig) {
+      const dir = rig.dataPath('svc')
+      mkdirSync(dir, { recursive: true })
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', dir])
+      rig.onClose(async () => { execFileSync('umount', ['-l', dir]) })
+      const { key, port, svc } = await single(rig)
+      const ledger = rig.ledger(() => [url(port)], key, { factDeadlineMs: 40_000 })
+      await ledger.run({ ...LOAD, total: 3000, rate: 150 })
+      rig.note(`service ${svc.alive() ? 'still running' : `exited (${svc.child.exitCode ?? svc.child.signalCode})`}; df: ${execFileSync('df', ['-h', dir]).toString().split('\n')[1]?.replace(/\s+/g, ' ')}`)
+      return ledger
+    },
+  },
+)
