@@ -192,6 +192,19 @@ export class Ledger {
     await Promise.all(inflight)
   }
 
+  /** a client that gave up for a while comes back: every unresolved fact is sent again, in batches */
+  async retryUnresolved(batchSize = 50): Promise<number> {
+    const again = [...this.facts.values()].filter((f) => f.state === 'unresolved')
+    for (const f of again) f.state = 'pending'
+    const target = this.opts.targets()[0] as string
+    for (let i = 0; i < again.length; i += batchSize) {
+      const unit = again.slice(i, i + batchSize)
+      await this.sendUnit(unit, target, false, Date.now())
+      for (const f of unit) if (f.state === 'pending') f.state = f.eventIds.size > 0 ? 'accepted' : 'unresolved'
+    }
+    return again.length
+  }
+
   /** how many facts are answered accepted or duplicate so far */
   acceptedSoFar(): number { let n = 0; for (const f of this.facts.values()) if (f.state === 'accepted') n++; return n }
 

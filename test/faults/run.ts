@@ -37,6 +37,7 @@ console.log(`faults: ${chosen.length} scenarios; stack ${STACK.dir} (kafka :${ST
 stackCmd('up')
 console.log(`faults: stack up in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
 
+const SCENARIO_LIMIT_MS = 8 * 60_000
 const results: Result[] = []
 let failed = 0
 try {
@@ -46,7 +47,8 @@ try {
     let res: Result
     try {
       await rig.startGateway()
-      const ledger = await s.run(rig)
+      // a scenario that hangs is a failure, not a stuck CI job
+      const ledger = await Promise.race([s.run(rig), new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no result within ${SCENARIO_LIMIT_MS / 1000} s`)), SCENARIO_LIMIT_MS).unref())])
       rig.note(`answers: ${[...ledger.statusCounts].map(([k, v]) => `${k} x${v}`).join(', ')}`)
       const rt = Date.now()
       const rec = await ledger.reconcile(rig.clickhouse())
