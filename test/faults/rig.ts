@@ -51,6 +51,7 @@ export class Rig {
   private closers: (() => Promise<void>)[] = []
   private ch: ClickHouseClient | undefined
   private baseConfig: Record<string, unknown>
+  private lastConsumer: { name: string; o: ServeOptions } | undefined
 
   constructor(readonly name: string, runDir: string) {
     this.id = `${name.replace(/[^a-z0-9]/g, '')}${Date.now().toString(36)}`
@@ -121,6 +122,7 @@ export class Rig {
     const role = o.role ?? 'all'
     const p = spawnCdp(name, ['serve', '--role', role], this.env(name, o, port), this.dir)
     this.procs.push(p)
+    if (role !== 'api') this.lastConsumer = { name, o }
     if (opts.wait !== false) await this.ready(p, role, port)
     return p
   }
@@ -134,6 +136,21 @@ export class Rig {
 
   ledger(targets: () => string[], key: string, o: Partial<LedgerOptions> = {}): Ledger {
     return new Ledger({ targets, key, tenant: this.tenant, source: this.source, prefix: `f${this.id}`, ...o })
+  }
+
+  /**
+   * After a reconciliation that found accepted facts missing: stop every service process, start
+   * the last consumer-bearing one again (same data dir and state) and let it catch up. Tells
+   * "not consumed while that process ran" apart from "gone".
+   */
+  async restartConsumer(): Promise<boolean> {
+    if (this.lastConsumer === undefined) return false
+    const gw = this.gateway
+    await Promise.all(this.procs.filter((p) => p !== gw).map((p) => stopProc(p)))
+    const { name, o } = this.lastConsumer
+    const role = o.role ?? 'all'
+    await this.serve(`${name}-recheck`, { ...o, role, dataDir: o.dataDir ?? name }, role === 'all' ? allocPort() : undefined)
+    return true
   }
 
   dataPath(name: string): string { return join(this.dir, 'data', name) }

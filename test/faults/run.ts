@@ -53,6 +53,10 @@ try {
       const rt = Date.now()
       const rec = await ledger.reconcile(rig.clickhouse())
       rig.note(`reconciled ${((Date.now() - rt) / 1000).toFixed(1)} s after the load ended (includes a 1.5 s wait for late duplicates)`)
+      if (rec.lost > 0 && await rig.restartConsumer()) {
+        const again = await ledger.reconcile(rig.clickhouse())
+        rig.note(`RECHECK: ${rec.lost} accepted facts were not in ClickHouse; after stopping the service and starting its consumer again: lost ${again.lost}, duplicated ${again.duplicated}, wrong id ${again.wrongId}, unexpected ${again.unexpected} (the line above counts them as lost: they were not stored while the service ran)`)
+      }
       const bad = rec.lost + rec.duplicated + rec.wrongId + rec.unexpected + rec.idMismatch
       res = { name: s.name, rec, notes: rig.notes, seconds: Math.round((Date.now() - st) / 1000), ok: bad === 0 && rig.failures.length === 0 }
       if (rig.failures.length > 0) rig.notes.push(...rig.failures.map((f) => `FAILED: ${f}`))
