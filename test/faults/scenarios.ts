@@ -231,7 +231,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'clickhouse-flaky',
-    ci: false,
+    ci: true,
     what: 'the consumer reaches ClickHouse through the proxy: 300 ms delay per chunk for 8 s, then 30% of answers reset after the insert executed for 10 s',
     async run(rig) {
       const proxy = await startProxy({ port: rig.gatewayPort })
@@ -268,7 +268,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'registry-down',
-    ci: true,
+    ci: false,
     what: 'the schema registry is stopped for 25 s under load; the consumer must go on with the schemas it has; then it is started again',
     async run(rig) {
       const { key, port } = await single(rig)
