@@ -3,7 +3,7 @@
  * the migrations reconcile on every start.
  */
 import t from 'tap'
-import { runMigrations, tableTtlDays } from '../../src/clickhouse/migrations.js'
+import { runMigrations, tableTtlDays, type MigrateOptions } from '../../src/clickhouse/migrations.js'
 import { DeadLetterTables } from '../../src/clickhouse/dead-letters.js'
 import type { DeadLetterRow } from '../../src/clickhouse/rows.js'
 import { eventRow, harness } from './fixtures/harness.js'
@@ -21,7 +21,7 @@ void t.test('dead-letter TTL: set, changed and removed by the migrations; unchan
   t.equal(await tableTtlDays(h.client, h.database, 'dead_letters'), 30)
   t.equal(await tableTtlDays(h.client, h.database, 'dead_letter_redrives'), 30)
   const told: string[] = []
-  const log = { info: (_o: unknown, msg: string) => { told.push(msg) } }
+  const log = { info: (_o: unknown, msg: string) => { told.push(msg) } } as unknown as MigrateOptions['log']
   await runMigrations(h.client, { database: h.database, deadLetterTtlDays: 30, log })
   t.same(told, [], 'the same setting changes nothing')
   await runMigrations(h.client, { database: h.database, deadLetterTtlDays: 7, log })
