@@ -15,7 +15,6 @@ import type { RateLimiter } from '../rate-limit.js'
 export type EventStatusLookup = (tenant: string, source: string, externalEventId: string) => Promise<EventStatus>
 
 const SOURCE = /^[A-Za-z0-9][A-Za-z0-9._:/-]*$/
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/
 
 const errorBody = {
