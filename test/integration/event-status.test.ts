@@ -90,4 +90,11 @@ void t.test('status in an API-only process over embedded chDB: from the claim al
   t.equal(s.event_id, (posted.json() as { event_id: string }).event_id)
   const dl = await api.app.inject({ method: 'GET', url: '/v1/cdp/dead-letters', headers: { authorization: `Bearer ${await api.key('ops', ['dlq:manage'])}` } })
   t.equal(dl.statusCode, 503, 'dead letters need a process that reads ClickHouse')
+
+  type Op = { responses: Record<string, { content?: { 'application/json'?: { schema?: { properties?: { status?: { enum?: string[] } } } } } }> }
+  const doc = (await api.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, Op>> }
+  const op = doc.paths['/v1/cdp/events/{source}/{externalEventId}']?.get
+  t.same(Object.keys(op?.responses ?? {}).sort(), ['200', '401', '403', '422', '429', '503'], 'OpenAPI: every status of the route')
+  t.same(op?.responses['200']?.content?.['application/json']?.schema?.properties?.status?.enum, ['accepted', 'stored', 'dead_lettered', 'unknown'])
+  t.ok(doc.paths['/v1/cdp/dead-letters']?.get && doc.paths['/v1/cdp/dead-letters/redrive']?.post, 'OpenAPI: the operator routes')
 })
