@@ -9,7 +9,8 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import type { Config } from '../../src/config/index.js'
-import { createDirectProducer, type DirectEvent } from '../../src/producer/index.js'
+import { buildRecord, createDirectProducer, type DirectEvent } from '../../src/producer/index.js'
+import { createKafka } from '../../src/kafka/client.js'
 import { createLogger } from '../../src/observability/logger.js'
 import { KafkaAdmin } from '../../src/kafka/index.js'
 import { partitionFor } from '../../src/avro/partition.js'
@@ -102,4 +103,28 @@ void t.test('contract_violation dead letters: dry run changes nothing; redrive a
   const after = await cli(t, svc, cfg, ['list'])
   t.match(after.lines[1], /^contract_violation\s+3\s+0$/, 'all three recorded as redriven')
   t.equal(Number((await rows<{ n: string }>(svc, `SELECT uniqExact(kafka_partition, kafka_offset) AS n FROM ${db}.dead_letters`))[0]?.n), 3, 'no new dead letter')
+})
+
+void t.test('a wrong_partition dead letter redriven onto its murmur2 partition; failing there for another cause, it is dead-lettered again with the new reason', async (t) => {
+  const cfg = testConfig(t)
+  const svc = await startService(t, cfg)
+  const reader = await svc.key('acme', ['events:read'])
+  const status = async () => (await svc.app.inject({ method: 'GET', url: '/v1/cdp/events/svc.orders/wp-1', headers: { authorization: `Bearer ${reader}` } })).json() as { status: string; reason_code: string | null }
+  // a producer with the wrong partitioner, and a property the contract lacks
+  const rec = buildRecord(order('wp-1', { gift_note: 'for you' }), svc.shared.codec)
+  const right = partitionFor(rec.key, cfg.kafka.partitions)
+  const producer = createKafka(cfg, createLogger({ logLevel: 'silent' }), '-test-raw').producer()
+  await producer.connect()
+  t.teardown(() => producer.disconnect())
+  await producer.send({ topic: cfg.kafka.topic, acks: -1, messages: [{ key: rec.key, value: rec.value, partition: (right + 1) % cfg.kafka.partitions }] })
+  await waitFor('wrong_partition', async () => ((await status()).reason_code === 'wrong_partition' ? true : undefined))
+
+  const run = await cli(t, svc, cfg, ['redrive', '--reason', 'wrong_partition'])
+  t.equal(run.code, 0)
+  t.ok(run.lines.some((l) => / 1\/1 re-submitted$/.test(l)))
+  const again = await waitFor('dead-lettered again', async () => { const s = await status(); return s.reason_code === 'contract_violation' ? s : undefined })
+  t.equal(again.status, 'dead_lettered', 'judged on its right partition now, and refused for the contract')
+  const listed = await cli(t, svc, cfg, ['list'])
+  t.ok(listed.lines.some((l) => /^wrong_partition\s+1\s+0$/.test(l)), 'the original: redriven')
+  t.ok(listed.lines.some((l) => /^contract_violation\s+1\s+1$/.test(l)), 'the new dead letter: pending, under its new reason')
 })
