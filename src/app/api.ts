@@ -9,6 +9,10 @@ import { KeyVerifier } from '../auth/keys.js'
 import { KafkaAdmin } from '../kafka/index.js'
 import { buildApp } from '../http/app.js'
 import type { QueryRunner } from '../http/routes/query.js'
+import { CdpError } from '../errors.js'
+import { DeadLetterTables } from '../clickhouse/index.js'
+import { eventStatus } from '../pipeline/event-status.js'
+import { Redriver } from '../pipeline/redrive.js'
 import type { Shared } from './shared.js'
 
 export interface Api {
@@ -21,6 +25,11 @@ export interface Api {
 export interface ApiOptions {
   /** the analyst query runner, when this process owns ClickHouse (role all) */
   query?: QueryRunner
+  /**
+   * this process owns ClickHouse (role all): event status reads it and the dead-letter routes
+   * are served. Without it they are served only when CLICKHOUSE_URL names a server.
+   */
+  ownsClickHouse?: boolean
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | false> {
@@ -29,6 +38,9 @@ async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | false> {
     return await Promise.race([p, new Promise<false>((r) => { timer = setTimeout(() => r(false), ms) })])
   } finally { clearTimeout(timer) }
 }
+
+const noClickHouse = () => new CdpError('clickhouse_unavailable',
+  'this process does not read ClickHouse (--role api over embedded chDB): ask the process running the consumer, or set CLICKHOUSE_URL')
 
 export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<Api> {
   const { config, log, res, stores, codec, producer } = shared
@@ -52,7 +64,38 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     ])
     return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
   }
-  const app = await buildApp(config, { ingest, keys, readiness, logger: log, ...(opts.query ? { query: opts.query } : {}) })
+  // embedded chDB belongs to one process: an API-only process over it answers status from the claim
+  const readsClickHouse = opts.ownsClickHouse === true || config.clickhouse.url !== undefined
+  const tables = async () => { const ch = await shared.clickhouse(); return new DeadLetterTables(ch.client, ch.database) }
+  const status = (tenant: string, source: string, externalEventId: string) => eventStatus({
+    claim: (key) => stores.claims.get(key),
+    ...(readsClickHouse ? {
+      tables: {
+        storedFact: async (...a: [string, string, string]) => (await tables()).storedFact(...a),
+        latestDeadLetter: async (t: string, k: string) => (await tables()).latestDeadLetter(t, k),
+      },
+    } : {}),
+    decode: async (value) => { const r = await codec.decode(value); return r.ok ? r.event : undefined },
+  }, tenant, source, externalEventId)
+  const redriver = new Redriver({
+    tables: {
+      pending: async (f, limit) => (await tables()).pending(f, limit),
+      pendingCount: async (f) => (await tables()).pendingCount(f),
+      recordRedrives: async (l, id) => (await tables()).recordRedrives(l, id),
+    },
+    produce: (messages) => producer.send(config.kafka.topic, messages).done,
+    partitions: shared.partitions,
+    log,
+  })
+  const deadLetters = readsClickHouse
+    ? { list: async (f: Parameters<DeadLetterTables['list']>[0], limit: number) => (await tables()).list(f, limit), redrive: (r: Parameters<Redriver['run']>[0]) => redriver.run(r) }
+    : {
+      list: () => Promise.reject(noClickHouse()),
+      redrive: () => Promise.reject(noClickHouse()),
+    }
+  const app = await buildApp(config, {
+    ingest, keys, readiness, logger: log, status, deadLetters, ...(opts.query ? { query: opts.query } : {}),
+  })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())
   return { app, ingest, keys, readiness }

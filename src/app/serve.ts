@@ -32,7 +32,7 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
       log.info({ topic: config.kafka.topic, group: config.kafka.consumerGroup }, 'consumer running')
     }
     if (role !== 'consumer') {
-      app = (await buildApi(shared, consumer === undefined ? {} : { query: consumer.query })).app
+      app = (await buildApi(shared, consumer === undefined ? {} : { query: consumer.query, ownsClickHouse: true })).app
       await app.listen({ host: config.http.host, port: config.http.port })
       log.info({ host: config.http.host, port: config.http.port, role }, 'cdp ingest API listening')
     }

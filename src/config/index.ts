@@ -87,6 +87,11 @@ export interface Config {
     password: string | undefined
     chdbPath: string
     database: string
+    /**
+     * dead_letters rows (and their redrive records) are deleted this many days after they were
+     * dead-lettered (a TTL, reconciled on every start); 0 keeps them forever
+     */
+    deadLetterTtlDays: number
   }
   state: {
     backend: 'lmdb' | 'redis'
@@ -238,6 +243,7 @@ const schema = {
       properties: {
         url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
         chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+        deadLetterTtlDays: { type: 'integer', minimum: 0, maximum: 36500 },
       },
     },
     state: {
@@ -335,7 +341,7 @@ function defaults(env: Env): Config {
       tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
-    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp' },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90 },
     state: {
       backend: 'lmdb',
       redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
@@ -430,6 +436,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
       database: str('CLICKHOUSE_DATABASE'),
+      deadLetterTtlDays: int(env, 'CLICKHOUSE_DEAD_LETTER_TTL_DAYS', errors),
     },
     state: {
       // pointing at a Redis implies the shared (scale-out) state backend unless said otherwise

@@ -24,6 +24,8 @@ import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
 import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
+import { statusRoutes, type EventStatusLookup } from './routes/status.js'
+import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,6 +39,10 @@ export interface AppDeps {
   keys: KeyVerifier
   readiness: ReadinessCheck
   query?: QueryRunner
+  /** GET /v1/cdp/events/{source}/{externalEventId} */
+  status?: EventStatusLookup
+  /** the operator's dead-letter routes (cdp dlq) */
+  deadLetters?: DeadLetterOps
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
@@ -54,6 +60,9 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     loggerInstance: deps.logger,
     logger: deps.logger === undefined ? { level: config.logLevel, redact: REDACT_PATHS } : undefined,
     bodyLimit: h.singleBodyLimitBytes,
+    // a path parameter may hold a whole externalEventId, percent-encoded (up to 9 characters per
+    // UTF-16 unit); Fastify's default (100) would answer 414 to ids the API accepts
+    maxParamLength: Math.max(100, config.validation.maxIdLength * 9),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
@@ -125,6 +134,8 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
   await app.register(opsRoutes, { probe })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
+  if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
+  if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }
