@@ -52,7 +52,7 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     ])
     return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
   }
-  const app = await buildApp(config, { ingest, keys, readiness, logger: log, ...(opts.query ? { query: opts.query } : {}) })
+  const app = await buildApp(config, { ingest, keys, readiness, logger: log, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}) })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())
   return { app, ingest, keys, readiness }
