@@ -94,7 +94,7 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
       redrive: () => Promise.reject(noClickHouse()),
     }
   const app = await buildApp(config, {
-    ingest, keys, readiness, logger: log, status, deadLetters, ...(opts.query ? { query: opts.query } : {}),
+    ingest, keys, readiness, logger: log, status, deadLetters, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}),
   })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())

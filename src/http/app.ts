@@ -26,6 +26,9 @@ import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
 import { statusRoutes, type EventStatusLookup } from './routes/status.js'
 import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
+import type { ContractRegistry } from '../contracts/registry.js'
+import { eventSchemas } from './openapi/events.js'
+import { frontDoorResponses, requestTimeout } from './openapi/responses.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -49,6 +52,8 @@ export interface AppDeps {
    * config.state.backend is redis, process memory otherwise
    */
   rateLimitStore?: RateLimitStore
+  /** the event contracts, for the OpenAPI document (one schema per event type); without: the generic envelope */
+  contracts?: ContractRegistry
 }
 
 /** statuses that count against the client address: bad keys, malformed requests, scanning */
@@ -114,11 +119,15 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   installContentEncoding(app, config.http.singleBodyLimitBytes)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
 
+  const events = eventSchemas(config, deps.contracts)
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'ResultFly CDP event ingestion', version: '1.0.0', description: 'Server-to-server customer events. See README.md.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'CDP API key (rfcdp_...)' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'CDP API key (rfcdp_...)' } },
+        schemas: events.components as never,
+      },
       security: [{ bearer: [] }],
     },
   })
@@ -131,11 +140,17 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onReady', async () => { probe.start() })
   app.addHook('onClose', async () => { probe.stop() })
 
-  await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
+  await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter, eventSchema: events.event })
   await app.register(opsRoutes, { probe })
-  if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
+  if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter, bodyLimitBytes: h.singleBodyLimitBytes })
   if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
   if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/openapi.json', {
+    schema: {
+      summary: 'this OpenAPI 3.0.3 document',
+      security: [],
+      response: { 200: { description: 'the document', type: 'object', additionalProperties: true }, ...frontDoorResponses, ...requestTimeout },
+    },
+  }, async () => app.swagger())
   return app
 }

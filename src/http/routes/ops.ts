@@ -4,6 +4,7 @@
  * /readyz costs one map read per request, never a call to Kafka, the registry or the store.
  */
 import type { FastifyPluginAsync } from 'fastify'
+import { errorBody, frontDoorResponses, requestTimeout } from '../openapi/responses.js'
 
 export type ReadinessCheck = () => Promise<Record<string, boolean>>
 
@@ -41,10 +42,38 @@ export class ReadinessProbe {
   }
 }
 
+const readiness = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not_ready'] },
+    checks: { type: 'object', description: 'dependency name -> reachable at the last probe', additionalProperties: { type: 'boolean' } },
+  },
+} as const
+
 export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe }> = async (app, opts) => {
-  app.get('/healthz', { schema: { summary: 'liveness', security: [] } }, async () => ({ status: 'ok' }))
+  app.get('/healthz', {
+    schema: {
+      summary: 'liveness',
+      security: [],
+      response: {
+        200: { description: 'the process answers', type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } },
+        ...frontDoorResponses,
+        ...requestTimeout,
+      },
+    },
+  }, async () => ({ status: 'ok' }))
   app.get('/readyz', {
-    schema: { summary: 'readiness: Kafka, schema registry and state store reachable at the last background probe', security: [] },
+    schema: {
+      summary: 'readiness: Kafka, schema registry and state store reachable at the last background probe',
+      security: [],
+      response: {
+        200: { description: 'every dependency answered the last probe', ...readiness },
+        ...frontDoorResponses,
+        ...requestTimeout,
+        503: { description: 'a dependency did not answer the last probe (status not_ready), or the service is shutting down (the error body, Retry-After)', anyOf: [readiness, errorBody] },
+      },
+    },
   }, async (_req, reply) => {
     const checks = await opts.probe.current()
     const ready = Object.values(checks).every(Boolean)
