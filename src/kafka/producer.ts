@@ -66,6 +66,8 @@ export interface BatchingProducerOptions {
    * always travel in one batch, so per-tuple order is never split across lanes.
    */
   lanes?: number
+  /** called after each produce request with its record count, duration and result (metrics) */
+  onBatch?: (records: number, seconds: number, ok: boolean) => void
 }
 
 /** producer settings from config: the service and the direct-producer kit use the same */
@@ -202,6 +204,9 @@ export class BatchingProducer {
 
   private async sendBatch(lane: Lane, batch: Pending[]): Promise<void> {
     this.batches++
+    const started = performance.now()
+    const records = batch.reduce((n, p) => n + p.messages.length, 0)
+    const report = (ok: boolean) => this.opts.onBatch?.(records, (performance.now() - started) / 1000, ok)
     try {
       const producer = await lane.get()
       // one request for all topics of the batch; each topic's records keep their queue order
@@ -212,8 +217,10 @@ export class BatchingProducer {
         t.messages.push(...p.messages)
       }
       await producer.sendBatch({ acks: -1, timeout: this.opts.timeoutMs, topicMessages: [...byTopic.values()] })
+      report(true)
       for (const p of batch) p.resolve()
     } catch (err) {
+      report(false)
       const cdp = kafkaError(err, 'Kafka did not acknowledge the records')
       for (const p of batch) p.reject(cdp)
       await lane.reset()
