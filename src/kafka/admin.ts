@@ -127,13 +127,17 @@ export interface PartitionOffsets { partition: number; low: bigint; high: bigint
  */
 export class KafkaAdmin {
   private admin: Admin | undefined
+  private closed = false
 
   constructor(private readonly kafka: KafkaClient) {}
 
   private async connected(): Promise<Admin> {
+    // a probe or a lag read still running when the process closes must not open a new connection
+    if (this.closed) throw new Error('the Kafka admin client is closed')
     if (this.admin !== undefined) return this.admin
     const admin = this.kafka.admin()
     await admin.connect()
+    if (this.closed) { await admin.disconnect().catch(() => undefined); throw new Error('the Kafka admin client is closed') }
     this.admin = admin
     return admin
   }
@@ -144,7 +148,7 @@ export class KafkaAdmin {
       await (await this.connected()).fetchTopicMetadata({ topics: [topic] })
       return true
     } catch {
-      await this.close()
+      await this.drop()
       return false
     }
   }
@@ -178,6 +182,12 @@ export class KafkaAdmin {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    await this.drop()
+  }
+
+  /** forgets the connection; the next call opens another */
+  private async drop(): Promise<void> {
     const admin = this.admin
     this.admin = undefined
     await admin?.disconnect().catch(() => undefined)

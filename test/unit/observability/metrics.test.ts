@@ -40,7 +40,7 @@ t.test('429 answers count as rate-limited; end-to-end latency from received_at',
   t.equal((await sample(m, 'cdp_http_rate_limited_total'))[0]?.value, 1)
   m.eventsStored([{ tenant: 'acme', receivedAtMs: 7_500 }])
   const e2e = await sample(m, 'cdp_consumer_end_to_end_seconds')
-  t.equal(e2e.find((v) => v.metricName === 'cdp_consumer_end_to_end_seconds_sum')?.value, 2.5)
+  t.equal(e2e.find((v) => (v as { metricName?: string }).metricName === 'cdp_consumer_end_to_end_seconds_sum')?.value, 2.5)
   t.equal((await sample(m, 'cdp_consumer_events_written_total'))[0]?.value, 1)
   m.consumerStarted()
   now += 4000
