@@ -3,7 +3,7 @@
  * /metrics only, on their own port, so an orchestrator can probe a consumer and Prometheus can
  * scrape it. Not listening; serve.ts listens.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance } from 'fastify'
 import type { Logger } from '../observability/logger.js'
 import { opsRoutes, ReadinessProbe, type MetricsSource, type ReadinessCheck } from './routes/ops.js'
 
@@ -17,7 +17,7 @@ export interface OpsAppDeps {
 }
 
 export async function buildOpsApp(deps: OpsAppDeps): Promise<FastifyInstance> {
-  const app = Fastify({ loggerInstance: deps.logger, disableRequestLogging: true } as never) as unknown as FastifyInstance
+  const app = Fastify({ loggerInstance: deps.logger, logController: new LogController({ disableRequestLogging: true }) } as never) as unknown as FastifyInstance
   const probe = new ReadinessProbe(deps.readiness, deps.readinessIntervalMs)
   app.addHook('onReady', async () => { probe.start() })
   app.addHook('onClose', async () => { probe.stop() })

@@ -131,15 +131,21 @@ export class KafkaAdmin {
 
   constructor(private readonly kafka: KafkaClient) {}
 
-  private async connected(): Promise<Admin> {
+  private connecting: Promise<Admin> | undefined
+
+  /** one connection even when calls overlap (two concurrent first calls once opened two, leaking one) */
+  private connected(): Promise<Admin> {
     // a probe or a lag read still running when the process closes must not open a new connection
-    if (this.closed) throw new Error('the Kafka admin client is closed')
-    if (this.admin !== undefined) return this.admin
-    const admin = this.kafka.admin()
-    await admin.connect()
-    if (this.closed) { await admin.disconnect().catch(() => undefined); throw new Error('the Kafka admin client is closed') }
-    this.admin = admin
-    return admin
+    if (this.closed) return Promise.reject(new Error('the Kafka admin client is closed'))
+    if (this.admin !== undefined) return Promise.resolve(this.admin)
+    this.connecting ??= (async () => {
+      const admin = this.kafka.admin()
+      try { await admin.connect() } finally { this.connecting = undefined }
+      if (this.closed) { await admin.disconnect().catch(() => undefined); throw new Error('the Kafka admin client is closed') }
+      this.admin = admin
+      return admin
+    })()
+    return this.connecting
   }
 
   /** true when the cluster answers metadata for `topic`; a failure drops the connection for the next try */
