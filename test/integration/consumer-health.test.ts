@@ -14,7 +14,7 @@ import { waitFor } from '../helpers/process.js'
 import { serve } from '../../src/app/serve.js'
 import { createLogger } from '../../src/observability/logger.js'
 
-t.test('a consumer whose ClickHouse is paused turns /readyz false and its lag up', async (t) => {
+void t.test('a consumer whose ClickHouse is paused turns /readyz false and its lag up', async (t) => {
   let paused: Promise<void> | undefined
   let resume = () => undefined as void
   const gw = await startClickHouseGateway({ path: join(tempDir(t), 'chdb'), port: 0, onExecuted: async () => { await paused } })

@@ -20,7 +20,7 @@ const stack = (args: string[], env: Record<string, string>) =>
   spawnSync('bash', [join(ROOT, 'tools/stack/stack.sh'), ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 })
 
 /** metric names an expression reads: identifiers left once matchers, groupings, ranges and strings are gone */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const stripped = expr
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
     .replace(/(?<![A-Za-z0-9_:])\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi, ' ')
@@ -49,13 +49,13 @@ const exposed = (text: string) => {
   return out
 }
 
-t.test('promtool accepts the shipped alert rules', async (t) => {
+void t.test('promtool accepts the shipped alert rules', async (t) => {
   const r = spawnSync('promtool', ['check', 'rules', join(ROOT, 'ops/prometheus/alerts.yml')], { encoding: 'utf8' })
   t.equal(r.status, 0, r.stdout + r.stderr)
   t.match(r.stdout, /SUCCESS: 5 rules found/)
 })
 
-t.test('a real Prometheus scrapes the API and the consumer; PromQL counts the load', async (t) => {
+void t.test('a real Prometheus scrapes the API and the consumer; PromQL counts the load', async (t) => {
   const cfg = testConfig(t, { http: { port: 0, readinessIntervalMs: 200 }, consumer: { httpPort: 0, lagIntervalMs: 250 } })
   const api = await startApi(t, {}, cfg)
   await api.app.listen({ host: '127.0.0.1', port: 0 })
@@ -136,7 +136,7 @@ t.test('a real Prometheus scrapes the API and the consumer; PromQL counts the lo
   t.same(missingNames, [], 'every metric the alerts and the dashboard use is exposed')
 })
 
-t.test('metricNames reads metric names, not functions, labels or keywords', async (t) => {
+void t.test('metricNames reads metric names, not functions, labels or keywords', async (t) => {
   t.same(metricNames('histogram_quantile(0.99, sum by (le, route) (rate(cdp_x_bucket{status=~"5.."}[5m])))'), ['cdp_x_bucket'])
   t.same(metricNames('sum(a) > 1 and on () deriv(sum(b)[10m:1m]) > 0'), ['a', 'b'])
   t.same(metricNames('sum(rate(x[5m])) / clamp_min(sum(rate(y[5m])), 1e-9) > 0.01'), ['x', 'y'])

@@ -8,7 +8,7 @@ import { ConsumerHealth, type GroupOffsets } from '../../../src/app/consumer-hea
 
 const sample = async (m: Metrics, name: string) => (await m.registry.getSingleMetric(name)!.get()).values
 
-t.test('per-event counters carry a tenant label only when metrics.tenantLabel is on', async (t) => {
+void t.test('per-event counters carry a tenant label only when metrics.tenantLabel is on', async (t) => {
   const off = new Metrics({ metrics: { tenantLabel: false } })
   off.event('acme', 'accepted')
   off.event('acme', 'invalid', 'required')
@@ -23,7 +23,7 @@ t.test('per-event counters carry a tenant label only when metrics.tenantLabel is
   t.same((await sample(on, 'cdp_consumer_dead_letters_total'))[0]?.labels, { reason: 'bad_key', tenant: 'unknown' })
 })
 
-t.test('two Metrics objects never share a counter (no module singleton)', async (t) => {
+void t.test('two Metrics objects never share a counter (no module singleton)', async (t) => {
   const a = new Metrics({ metrics: { tenantLabel: false } })
   const b = new Metrics({ metrics: { tenantLabel: false } })
   a.request('/v1/cdp/events', 'POST', 202, 0.01)
@@ -33,7 +33,7 @@ t.test('two Metrics objects never share a counter (no module singleton)', async 
   t.match((await a.text()).body, /process_cpu_user_seconds_total/, 'default process metrics')
 })
 
-t.test('429 answers count as rate-limited; end-to-end latency from received_at', async (t) => {
+void t.test('429 answers count as rate-limited; end-to-end latency from received_at', async (t) => {
   let now = 10_000
   const m = new Metrics({ metrics: { tenantLabel: false } }, () => now)
   m.request('/v1/cdp/events', 'POST', 429, 0.001)
@@ -49,7 +49,7 @@ t.test('429 answers count as rate-limited; end-to-end latency from received_at',
   t.equal((await sample(m, 'cdp_consumer_last_commit_age_seconds'))[0]?.value, 0)
 })
 
-t.test('stalled: an assigned partition with lag whose committed offset does not move for stallAfterMs', async (t) => {
+void t.test('stalled: an assigned partition with lag whose committed offset does not move for stallAfterMs', async (t) => {
   let now = 0
   let offsets: GroupOffsets = { end: new Map([[0, 10n], [1, 5n]]), start: new Map([[0, 0n], [1, 0n]]), committed: new Map([[0, 4n], [1, 5n]]) }
   let assignment = new Set([0, 1])
@@ -91,7 +91,7 @@ t.test('stalled: an assigned partition with lag whose committed offset does not 
   t.same(h.stalledPartitions(), [2])
 })
 
-t.test('a failed offsets read keeps the last lag and reports the error', async (t) => {
+void t.test('a failed offsets read keeps the last lag and reports the error', async (t) => {
   const errors: unknown[] = []
   let fail = false
   const h = new ConsumerHealth({
