@@ -3,23 +3,33 @@
  * verifier, readiness, and the Fastify app (not listening; serve.ts listens).
  */
 import type { FastifyInstance } from 'fastify'
-import { IngestService } from '../ingest/service.js'
+import { IngestService, type ItemResult } from '../ingest/service.js'
+import type { Metrics } from '../observability/metrics.js'
 import { validateIdentity } from '../identity/normalize.js'
 import { KeyVerifier } from '../auth/keys.js'
-import { KafkaAdmin } from '../kafka/index.js'
 import { buildApp } from '../http/app.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import { CdpError } from '../errors.js'
 import { DeadLetterTables } from '../clickhouse/index.js'
 import { eventStatus } from '../pipeline/event-status.js'
 import { Redriver } from '../pipeline/redrive.js'
+import type { MetricsSource } from '../http/routes/ops.js'
 import type { Shared } from './shared.js'
+import { combineChecks, dependencyChecks, type Checks } from './readiness.js'
 
 export interface Api {
   app: FastifyInstance
   ingest: IngestService
   keys: KeyVerifier
   readiness: () => Promise<Record<string, boolean>>
+}
+
+const ERROR_OUTCOME = { validation_failed: 'invalid', idempotency_conflict: 'conflict', forbidden: 'forbidden' } as const
+
+/** an item's outcome for cdp_events_total; an invalid item by its first problem's code (a fixed set) */
+function countResult(metrics: Metrics, tenant: string, r: ItemResult): void {
+  if (r.status !== 'error') { metrics.event(tenant, r.status); return }
+  metrics.event(tenant, ERROR_OUTCOME[r.error_code], r.error_code === 'validation_failed' ? r.details?.[0]?.code ?? r.error_code : r.error_code)
 }
 
 export interface ApiOptions {
@@ -30,13 +40,10 @@ export interface ApiOptions {
    * are served. Without it they are served only when CLICKHOUSE_URL names a server.
    */
   ownsClickHouse?: boolean
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | false> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<false>((r) => { timer = setTimeout(() => r(false), ms) })])
-  } finally { clearTimeout(timer) }
+  /** more /readyz checks: ClickHouse and consumer progress where this process runs the consumer (role all) */
+  readiness?: () => Promise<Checks>
+  /** what GET /metrics answers; default this process's registry (a cluster worker asks the primary) */
+  metrics?: MetricsSource
 }
 
 const noClickHouse = () => new CdpError('clickhouse_unavailable',
@@ -51,19 +58,12 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     claims: stores.claims,
     encode: (e) => codec.encode(e),
     send: (m) => producer.send(m),
+    onResults: (caller, results) => { for (const r of results) countResult(shared.metrics, caller.tenant, r) },
   })
   const keys = new KeyVerifier(stores.keys, 1000, Date.now, config.http.keyNegativeCacheMs)
-  const admin = new KafkaAdmin(shared.kafka)
-  res.add('kafka-admin', () => admin.close())
-  const readiness = async () => {
-    const registryOk = (async () => {
-      try { await codec.registry.getLatestSchemaId(`${config.kafka.topic}-value`); return true } catch { return false }
-    })()
-    const [k, r, s] = await Promise.all([
-      withTimeout(admin.probe(config.kafka.topic), 2000), withTimeout(registryOk, 2000), withTimeout(stores.ping(), 2000),
-    ])
-    return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
-  }
+  const deps = dependencyChecks(shared)
+  const readiness = opts.readiness === undefined ? deps : combineChecks(deps, opts.readiness)
+  shared.metrics.countClaimsWith(() => ingest.claimsInFlight)
   // embedded chDB belongs to one process: an API-only process over it answers status from the claim
   const readsClickHouse = opts.ownsClickHouse === true || config.clickhouse.url !== undefined
   const tables = async () => { const ch = await shared.clickhouse(); return new DeadLetterTables(ch.client, ch.database) }
@@ -95,6 +95,7 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     }
   const app = await buildApp(config, {
     ingest, keys, readiness, logger: log, status, deadLetters, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}),
+    metrics: opts.metrics ?? (() => shared.metrics.text()), observeRequest: shared.metrics.request,
   })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())

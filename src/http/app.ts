@@ -22,7 +22,7 @@ import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
-import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
+import { opsRoutes, ReadinessProbe, type MetricsSource, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
 import { statusRoutes, type EventStatusLookup } from './routes/status.js'
 import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
@@ -54,6 +54,10 @@ export interface AppDeps {
   rateLimitStore?: RateLimitStore
   /** the event contracts, for the OpenAPI document (one schema per event type); without: the generic envelope */
   contracts?: ContractRegistry
+  /** GET /metrics answers with this */
+  metrics?: MetricsSource
+  /** each answered request: route template (`unmatched` for 404s), method, status, seconds */
+  observeRequest?: (route: string, method: string, status: number, seconds: number) => void
 }
 
 /** statuses that count against the client address: bad keys, malformed requests, scanning */
@@ -112,8 +116,11 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     const wait = failures.blocked(request.ip)
     if (wait !== undefined) throw new CdpError('rate_limited', 'too many failing requests from this address', { retryAfter: wait })
   })
+  const observeRequest = deps.observeRequest
   app.addHook('onResponse', async (request, reply) => {
     if (FAILING_STATUSES.has(reply.statusCode)) failures.record(request.ip)
+    // the route template keeps the label bounded; a URL would put ids and scanners' paths in it
+    observeRequest?.(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000)
   })
   // gzip bodies are inflated in preParsing, after onRequest has authenticated the caller
   installContentEncoding(app, config.http.singleBodyLimitBytes)
@@ -141,7 +148,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onClose', async () => { probe.stop() })
 
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter, eventSchema: events.event })
-  await app.register(opsRoutes, { probe })
+  await app.register(opsRoutes, { probe, ...(deps.metrics ? { metrics: deps.metrics } : {}) })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter, bodyLimitBytes: h.singleBodyLimitBytes })
   if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
   if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })

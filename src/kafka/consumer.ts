@@ -41,6 +41,8 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs?: number
   /** partition batches in progress at once; a partition itself is always processed in order */
   partitionConcurrency?: number
+  /** called after each offset commit (metrics, the stall check) */
+  onCommit?: (partition: number, nextOffset: string) => void
 }
 
 /** runner settings from config; replay and benchmarks pass their own group */
@@ -62,6 +64,8 @@ export class ConsumerRunner {
   private stopping = false
   /** records handled since start, for progress and benchmarks */
   handled = 0
+  /** the partitions of the topic the group gave this member at its last join */
+  assignment: ReadonlySet<number> = new Set()
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
@@ -74,6 +78,9 @@ export class ConsumerRunner {
       heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
     })
     this.consumer = consumer
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.assignment = new Set(e.payload.memberAssignment[this.opts.topic] ?? [])
+    })
     await consumer.connect()
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
     await consumer.run({
@@ -116,7 +123,9 @@ export class ConsumerRunner {
           const last = slice[done - 1]!.offset
           resolveOffset(last)
           // with autoCommit off, commitOffsetsIfNecessary commits nothing; commit explicitly
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
+          const next = (BigInt(last) + 1n).toString()
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
+          this.opts.onCommit?.(batch.partition, next)
           await heartbeat()
         }
       },

@@ -1,6 +1,6 @@
 /**
  * /healthz: the process answers. /readyz: the dependencies a request needs answered the last
- * background probe. The probe runs every `intervalMs` whatever the traffic, so a flood of
+ * background probe. /metrics: the Prometheus text exposition (when the process has metrics). The probe runs every `intervalMs` whatever the traffic, so a flood of
  * /readyz costs one map read per request, never a call to Kafka, the registry or the store.
  */
 import type { FastifyPluginAsync } from 'fastify'
@@ -51,7 +51,10 @@ const readiness = {
   },
 } as const
 
-export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe }> = async (app, opts) => {
+/** the Prometheus text of this process (or of every worker, aggregated) */
+export type MetricsSource = () => Promise<{ contentType: string; body: string }>
+
+export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; metrics?: MetricsSource }> = async (app, opts) => {
   app.get('/healthz', {
     schema: {
       summary: 'liveness',
@@ -79,4 +82,12 @@ export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe }> = async (a
     const ready = Object.values(checks).every(Boolean)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
   })
+  const metrics = opts.metrics
+  if (metrics !== undefined) {
+    // unauthenticated like the probes: bind the port to a private network (README "Operating")
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)', security: [] } }, async (_req, reply) => {
+      const m = await metrics()
+      return reply.header('content-type', m.contentType).send(m.body)
+    })
+  }
 }
