@@ -71,7 +71,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     bodyLimit: h.singleBodyLimitBytes,
     // a path parameter may hold a whole externalEventId, percent-encoded (up to 9 characters per
     // UTF-16 unit); Fastify's default (100) would answer 414 to ids the API accepts
-    maxParamLength: Math.max(100, config.validation.maxIdLength * 9),
+    routerOptions: { maxParamLength: Math.max(100, config.validation.maxIdLength * 9) },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
