@@ -20,6 +20,9 @@ export interface Config {
     /** body limit of POST /v1/cdp/events/batch */
     batchBodyLimitBytes: number
     maxBatchItems: number
+    /** POST /v1/cdp/events/import: body limit after decompression, and non-blank lines per request */
+    importBodyLimitBytes: number
+    importMaxLines: number
     /** serialized size limit of one event (single or batch item) */
     maxEventBytes: number
     /** requests per key per window; 429 beyond */
@@ -176,6 +179,8 @@ const schema = {
         singleBodyLimitBytes: { type: 'integer', minimum: 1024 },
         batchBodyLimitBytes: { type: 'integer', minimum: 1024 },
         maxBatchItems: { type: 'integer', minimum: 1, maximum: 10000 },
+        importBodyLimitBytes: { type: 'integer', minimum: 1024 },
+        importMaxLines: { type: 'integer', minimum: 1 },
         maxEventBytes: { type: 'integer', minimum: 256 },
         rateLimitMax: { type: 'integer', minimum: 1 },
         rateLimitWindowMs: { type: 'integer', minimum: 1 },
@@ -295,6 +300,8 @@ function defaults(env: Env): Config {
       singleBodyLimitBytes: 64 * 1024,
       batchBodyLimitBytes: 8 * 1024 * 1024,
       maxBatchItems: 500,
+      importBodyLimitBytes: 64 * 1024 * 1024,
+      importMaxLines: 100_000,
       maxEventBytes: 32 * 1024,
       rateLimitMax: 60_000,
       rateLimitWindowMs: 60_000,

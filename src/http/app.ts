@@ -22,6 +22,7 @@ import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
+import { importRoutes } from './routes/import.js'
 import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
 
@@ -123,6 +124,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onClose', async () => { probe.stop() })
 
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
+  await app.register(importRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
   await app.register(opsRoutes, { probe })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
