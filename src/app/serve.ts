@@ -10,6 +10,7 @@ import { Resources } from './resources.js'
 import { buildShared } from './shared.js'
 import { buildApi } from './api.js'
 import { buildConsumer } from './consumer.js'
+import { remoteAnalyst } from './analyst.js'
 
 export const ROLES = ['all', 'api', 'consumer'] as const
 export type Role = (typeof ROLES)[number]
@@ -32,7 +33,9 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
       log.info({ topic: config.kafka.topic, group: config.kafka.consumerGroup }, 'consumer running')
     }
     if (role !== 'consumer') {
-      app = (await buildApi(shared, consumer === undefined ? {} : { query: consumer.query })).app
+      // role api: analyst SQL over a ClickHouse server the consumers own (none over embedded chDB)
+      const query = consumer?.query ?? remoteAnalyst(shared)
+      app = (await buildApi(shared, query === undefined ? {} : { query })).app
       await app.listen({ host: config.http.host, port: config.http.port })
       log.info({ host: config.http.host, port: config.http.port, role }, 'cdp ingest API listening')
     }

@@ -18,6 +18,7 @@ import type { IngestService } from '../ingest/service.js'
 import type { KeyVerifier } from '../auth/keys.js'
 import { findInexactNumbers, type InexactNumber } from '../ingest/json-numbers.js'
 import { createRateLimitStore, type RateLimitStore } from '../state/rate-limit-store.js'
+import { describeStateStore } from '../state/describe.js'
 import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, RateLimiter } from './rate-limit.js'
@@ -125,7 +126,8 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
 
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
   await app.register(importRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
-  await app.register(opsRoutes, { probe })
+  const state = describeStateStore(config)
+  await app.register(opsRoutes, { probe, state: { backend: state.backend, id: state.id } })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app

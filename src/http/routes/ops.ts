@@ -41,13 +41,17 @@ export class ReadinessProbe {
   }
 }
 
-export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe }> = async (app, opts) => {
+/**
+ * `state`: which state store this process uses, as a backend name and an opaque id
+ * (src/state/describe.ts); `cdp keys create` compares it with its own before writing a key.
+ */
+export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; state?: { backend: string; id: string } }> = async (app, opts) => {
   app.get('/healthz', { schema: { summary: 'liveness', security: [] } }, async () => ({ status: 'ok' }))
   app.get('/readyz', {
     schema: { summary: 'readiness: Kafka, schema registry and state store reachable at the last background probe', security: [] },
   }, async (_req, reply) => {
     const checks = await opts.probe.current()
     const ready = Object.values(checks).every(Boolean)
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(opts.state === undefined ? {} : { state: opts.state }) })
   })
 }
