@@ -113,8 +113,14 @@ export interface Config {
     /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
     partitionConcurrency: number
     flushMaxRows: number
-    /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
+    /**
+     * consumer group session timeout: how long a crashed consumer keeps its partitions before the
+     * group hands them on (heartbeats every min(3 s, a third of it)); docs/SCALING.md measures it
+     */
     sessionTimeoutMs: number
+    /** one fetch response at most, and per partition: bounds what a consumer holds while draining a backlog (docs/BENCHMARKS.md) */
+    fetchMaxBytes: number
+    fetchMaxBytesPerPartition: number
   }
   contracts: {
     dir: string
@@ -262,6 +268,8 @@ const schema = {
         flushMaxRows: { type: 'integer', minimum: 1 },
         // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
         sessionTimeoutMs: { type: 'integer', minimum: 1000 },
+        fetchMaxBytes: { type: 'integer', minimum: 65_536 },
+        fetchMaxBytesPerPartition: { type: 'integer', minimum: 65_536 },
       },
     },
     contracts: {
@@ -351,7 +359,7 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000 },
+    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 10_000, fetchMaxBytes: 2 * 1024 * 1024, fetchMaxBytesPerPartition: 1024 * 1024 },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
     query: {
