@@ -13,6 +13,7 @@ import { buildConsumer } from './consumer.js'
 import { buildOpsApp } from '../http/ops-app.js'
 import { isClusterWorker, workerMetrics } from './cluster.js'
 import { combineChecks, dependencyChecks } from './readiness.js'
+import { remoteAnalyst } from './analyst.js'
 
 export const ROLES = ['all', 'api', 'consumer'] as const
 export type Role = (typeof ROLES)[number]
@@ -49,7 +50,13 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
     if (role !== 'consumer') {
       // a cluster worker's /metrics answers for every worker (cluster.ts)
       const metrics = isClusterWorker() ? { metrics: workerMetrics(shared.metrics.registry) } : {}
-      app = (await buildApi(shared, consumer === undefined ? metrics : { ...metrics, query: consumer.query, readiness: consumer.readiness, ownsClickHouse: true })).app
+      // role api: analyst SQL over a ClickHouse server the consumers own (none over embedded chDB)
+      const query = consumer?.query ?? remoteAnalyst(shared)
+      app = (await buildApi(shared, {
+        ...metrics,
+        ...(query === undefined ? {} : { query }),
+        ...(consumer === undefined ? {} : { readiness: consumer.readiness, ownsClickHouse: true }),
+      })).app
       await app.listen({ host: config.http.host, port: config.http.port })
       log.info({ host: config.http.host, port: config.http.port, role }, 'cdp ingest API listening')
     }

@@ -11,12 +11,13 @@ import { keysCommand } from './commands/keys.js'
 import { contractsCommandDef } from './commands/contracts.js'
 import { queryCommand } from './commands/query.js'
 import { replayCommand } from './commands/replay.js'
+import { importCommand } from './commands/import.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
 import { dlqCommand } from './commands/dlq.js'
 import { tailCommand } from './commands/tail.js'
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, clickhouseGatewayCommand,
+  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, importCommand, replayCommand, clickhouseGatewayCommand,
   dlqCommand, tailCommand,
 ]
 

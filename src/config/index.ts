@@ -20,6 +20,9 @@ export interface Config {
     /** body limit of POST /v1/cdp/events/batch */
     batchBodyLimitBytes: number
     maxBatchItems: number
+    /** POST /v1/cdp/events/import: body limit after decompression, and non-blank lines per request */
+    importBodyLimitBytes: number
+    importMaxLines: number
     /** serialized size limit of one event (single or batch item) */
     maxEventBytes: number
     /** requests per key per window; 429 beyond */
@@ -120,7 +123,10 @@ export interface Config {
     /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
     partitionConcurrency: number
     flushMaxRows: number
-    /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
+    /**
+     * consumer group session timeout: how long a crashed consumer keeps its partitions before the
+     * group hands them on (heartbeats every min(3 s, a third of it)); docs/SCALING.md measures it
+     */
     sessionTimeoutMs: number
     /** `--role consumer` answers /healthz, /readyz and /metrics on this port (host: http.host); 0: any free port */
     httpPort: number
@@ -128,6 +134,9 @@ export interface Config {
     stallAfterMs: number
     /** how often the consumer reads end and committed offsets for the lag gauge and the stall check */
     lagIntervalMs: number
+    /** one fetch response at most, and per partition: bounds what a consumer holds while draining a backlog (docs/BENCHMARKS.md) */
+    fetchMaxBytes: number
+    fetchMaxBytesPerPartition: number
   }
   metrics: {
     /** add a tenant label to the per-event counters; off by default since tenants may be many */
@@ -196,6 +205,8 @@ const schema = {
         singleBodyLimitBytes: { type: 'integer', minimum: 1024 },
         batchBodyLimitBytes: { type: 'integer', minimum: 1024 },
         maxBatchItems: { type: 'integer', minimum: 1, maximum: 10000 },
+        importBodyLimitBytes: { type: 'integer', minimum: 1024 },
+        importMaxLines: { type: 'integer', minimum: 1 },
         maxEventBytes: { type: 'integer', minimum: 256 },
         rateLimitMax: { type: 'integer', minimum: 1 },
         rateLimitWindowMs: { type: 'integer', minimum: 1 },
@@ -282,6 +293,8 @@ const schema = {
         httpPort: { type: 'integer', minimum: 0, maximum: 65535 },
         stallAfterMs: { type: 'integer', minimum: 100 },
         lagIntervalMs: { type: 'integer', minimum: 100 },
+        fetchMaxBytes: { type: 'integer', minimum: 65_536 },
+        fetchMaxBytesPerPartition: { type: 'integer', minimum: 65_536 },
       },
     },
     metrics: { type: 'object', additionalProperties: false, properties: { tenantLabel: { type: 'boolean' } } },
@@ -321,6 +334,8 @@ function defaults(env: Env): Config {
       singleBodyLimitBytes: 64 * 1024,
       batchBodyLimitBytes: 8 * 1024 * 1024,
       maxBatchItems: 500,
+      importBodyLimitBytes: 64 * 1024 * 1024,
+      importMaxLines: 100_000,
       maxEventBytes: 32 * 1024,
       rateLimitMax: 60_000,
       rateLimitWindowMs: 60_000,
@@ -371,7 +386,10 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000, httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000 },
+    consumer: {
+      partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 10_000, fetchMaxBytes: 2 * 1024 * 1024, fetchMaxBytesPerPartition: 1024 * 1024,
+      httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000,
+    },
     metrics: { tenantLabel: false },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },

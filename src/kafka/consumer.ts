@@ -37,6 +37,8 @@ export interface ConsumerRunnerOptions {
   maxBatchRecords: number
   /** max bytes per partition fetch (kafkajs maxBytesPerPartition) */
   maxBytesPerPartition?: number
+  /** max bytes of one fetch response (kafkajs maxBytes; its default 10 MiB) */
+  maxBytes?: number
   /** group session timeout (default 30 s): a crashed member's partitions move on after it */
   sessionTimeoutMs?: number
   /** partition batches in progress at once; a partition itself is always processed in order */
@@ -51,6 +53,7 @@ export function consumerOptions(config: Readonly<Config>, groupId = config.kafka
     topic: config.kafka.topic, groupId, fromBeginning: true,
     maxBatchRecords: config.consumer.flushMaxRows, partitionConcurrency: config.consumer.partitionConcurrency,
     sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+    maxBytes: config.consumer.fetchMaxBytes, maxBytesPerPartition: config.consumer.fetchMaxBytesPerPartition,
   }
 }
 
@@ -66,16 +69,22 @@ export class ConsumerRunner {
   handled = 0
   /** the partitions of the topic the group gave this member at its last join */
   assignment: ReadonlySet<number> = new Set()
+  /** the next offset committed per partition by this member, for the log line on stop */
+  private readonly committed = new Map<number, string>()
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    const heartbeatMs = Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3))
     const consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: this.opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      ...(this.opts.maxBytes === undefined ? {} : { maxBytes: this.opts.maxBytes }),
+      // an idle fetch waits this long for records; disconnect waits for it, so it bounds the exit (kafkajs default 5 s)
+      maxWaitTimeInMs: 1000,
       sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
+      heartbeatInterval: heartbeatMs,
     })
     this.consumer = consumer
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
@@ -96,6 +105,10 @@ export class ConsumerRunner {
         while (pos < all.length && isRunning() && !isStale() && !this.stopping) {
           const slice = all.slice(pos, pos + this.opts.maxBatchRecords)
           let done: number
+          // kafkajs heartbeats only when asked: keep asking while a slice is written, so a slow
+          // slice on a busy machine does not outlast the (short) session timeout and get this
+          // member thrown out of the group mid-batch
+          const beat = setInterval(() => { heartbeat().catch(() => undefined) }, heartbeatMs)
           try {
             done = await this.handler.process(slice)
             attempt = 0
@@ -116,6 +129,8 @@ export class ConsumerRunner {
               await sleep(Math.min(1000, until - Date.now()))
             }
             continue
+          } finally {
+            clearInterval(beat)
           }
           if (done <= 0) break
           pos += done
@@ -126,14 +141,21 @@ export class ConsumerRunner {
           const next = (BigInt(last) + 1n).toString()
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
           this.opts.onCommit?.(batch.partition, next)
+          this.committed.set(batch.partition, next)
           await heartbeat()
         }
       },
     })
   }
 
+  /** finishes the slice in hand, commits it, and leaves the group (kafkajs disconnect sends LeaveGroup) */
   async stop(): Promise<void> {
     this.stopping = true
+    const started = Date.now()
     await this.consumer?.disconnect()
+    this.log.info({
+      group: this.opts.groupId, handled: this.handled, ms: Date.now() - started,
+      committed: Object.fromEntries([...this.committed].sort(([a], [b]) => a - b)),
+    }, 'consumer stopped: left the group, offsets committed up to the last written batch')
   }
 }
