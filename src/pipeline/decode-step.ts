@@ -8,7 +8,7 @@ import type { CdpEvent } from '../avro/event.js'
 import { FactKey } from '../avro/key.js'
 import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
-import { deadLetter, ok, type Outcome } from './outcome.js'
+import { deadLetter, ok, skip, type Outcome } from './outcome.js'
 import { partitionStep } from './partition-step.js'
 
 export interface Decoded {
@@ -20,6 +20,9 @@ export interface Decoded {
 export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (record: InboundRecord) => Promise<Outcome<Decoded>> {
   const onPartition = partitionStep(deps)
   return async (record) => {
+    // a tombstone (null value) is an erasure's instruction to compaction, not a fact: nothing to
+    // store, nothing to dead-letter, nothing to re-assert after it
+    if (record.value === null) return skip('tombstone', record)
     const read = FactKey.read(record.key)
     if (!read.ok) {
       return read.problem === 'not_a_tuple'
