@@ -10,6 +10,7 @@ import { KafkaAdmin } from '../kafka/index.js'
 import { buildApp } from '../http/app.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import type { Shared } from './shared.js'
+import { erasureRequests } from '../privacy/index.js'
 
 export interface Api {
   app: FastifyInstance
@@ -39,6 +40,7 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     claims: stores.claims,
     encode: (e) => codec.encode(e),
     send: (m) => producer.send(m),
+    suppressed: (tenant, identities) => shared.suppression.suppressed(tenant, identities),
   })
   const keys = new KeyVerifier(stores.keys, 1000, Date.now, config.http.keyNegativeCacheMs)
   const admin = new KafkaAdmin(shared.kafka)
@@ -52,7 +54,8 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     ])
     return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
   }
-  const app = await buildApp(config, { ingest, keys, readiness, logger: log, ...(opts.query ? { query: opts.query } : {}) })
+  const erasures = erasureRequests(config, shared.privacy, shared.suppression, shared.pseudonymizer)
+  const app = await buildApp(config, { ingest, keys, readiness, logger: log, erasures, ...(opts.query ? { query: opts.query } : {}) })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())
   return { app, ingest, keys, readiness }

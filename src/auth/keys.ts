@@ -10,8 +10,9 @@ import type { ApiKeyRecord, KeyStore } from '../state/types.js'
 /**
  * query:read: analyst SQL over the key's own tenant, PII masked. query:all: across tenants (an
  * operator key; only the CLI creates keys). pii:read: identity values and pii properties raw.
+ * privacy:erase: request and read erasures of people of the key's tenant (docs/PRIVACY.md).
  */
-export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read'] as const
+export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read', 'privacy:erase'] as const
 export type Permission = (typeof PERMISSIONS)[number]
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'

@@ -24,6 +24,8 @@ import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
 import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
+import { erasureRoutes } from './routes/erasures.js'
+import type { ErasureRequests } from '../privacy/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,6 +39,8 @@ export interface AppDeps {
   keys: KeyVerifier
   readiness: ReadinessCheck
   query?: QueryRunner
+  /** POST/GET /v1/cdp/erasures (docs/PRIVACY.md); absent: the routes are not registered */
+  erasures?: ErasureRequests
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
@@ -125,6 +129,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
   await app.register(opsRoutes, { probe })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
+  if (deps.erasures !== undefined) await app.register(erasureRoutes, { keys: deps.keys, erasures: deps.erasures, limiter })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
   return app
 }

@@ -12,6 +12,7 @@ import type { ClickHouseWriter } from '../clickhouse/writer.js'
 import type { IdentityRow, MergeRow, ProfileAliasRow } from '../clickhouse/rows.js'
 import type { Logger } from '../observability/logger.js'
 import type { DeadLetter } from './outcome.js'
+import type { Pseudonymizer, SuppressionCheck } from '../privacy/index.js'
 
 export interface IdentityResolution {
   profileId: string
@@ -55,6 +56,14 @@ export interface ProcessorDeps {
   /** produce the first fact again under its key (keyString form, which is also the key's bytes
    *  as UTF-8), so compaction keeps it rather than a conflicting newcomer */
   reassert(originals: FactRef[], keys: string[]): Promise<void>
+  /** identities of erased people (src/privacy, suppress-step.ts); absent: nothing is suppressed */
+  suppression?: Pick<SuppressionCheck, 'suppressed'>
+  /** keyed hashes for the tenants in pseudonymized mode (src/privacy); absent: none */
+  pseudonymizer?: Pseudonymizer
+  /** the contract properties flagged pii of a tenant's event type (hashed in pseudonymized mode) */
+  piiProperties?(tenant: string, eventType: string): readonly string[]
+  /** null-value records for these keys (keyString form) on the events topic, each on its murmur2 partition */
+  tombstone?(keys: string[]): Promise<void>
   /** replay: a record equal to the stored first fact is written even if at another offset */
   mode: 'live' | 'replay'
   log: Logger

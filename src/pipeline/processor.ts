@@ -3,6 +3,7 @@
  *
  *   decode-step    key + value (any registered schema version)  -> dead letter: bad_key, not_avro, unknown_schema, bad_avro
  *   validate-step  the contract again (direct producers skip the API) -> dead letter: key_mismatch, contract_violation, no_identity
+ *   suppress-step  identities of erased people (src/privacy)   -> dead letter: suppressed (value dropped); skip: erased
  *   dedup-step     first fact per tuple wins                   -> repeat: skip; conflict: dead letter + original re-asserted
  *                  (any dead letter under the key of a stored fact also re-asserts it: compaction keeps the last record)
  *   existing-step  facts ClickHouse already holds               -> skip
@@ -24,6 +25,8 @@ import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
 import { decodeStep } from './decode-step.js'
 import { validateStep, type Valid } from './validate-step.js'
+import { suppressStep } from './suppress-step.js'
+import { pseudonymizeFacts, withoutValues } from './pseudonymize.js'
 import { dedupStep } from './dedup-step.js'
 import { existingStep } from './existing-step.js'
 import { resolveStep } from './resolve-step.js'
@@ -50,6 +53,10 @@ export function buildSteps(deps: ProcessorDeps) {
   return {
     decode: decodeStep(deps),
     validate: validateStep(deps),
+    suppress: suppressStep(deps),
+    pseudonymize: pseudonymizeFacts(deps),
+    strip: withoutValues(deps),
+    tombstone: async (keys: string[]) => { if (keys.length > 0 && deps.tombstone !== undefined) await deps.tombstone(keys) },
     dedup: dedupStep(deps),
     existing: existingStep(deps),
     resolve: resolveStep(deps),
@@ -67,13 +74,17 @@ export async function processBatch(
   steps: Steps, mode: ProcessorDeps['mode'], records: InboundRecord[], lap: (step: keyof StepTimings) => void = () => undefined,
 ): Promise<BatchOutcome> {
   const letters: DeadLetter[] = []
-  const valid: Valid[] = []
+  const checked: Valid[] = []
   for (const record of records) {
     const d = await steps.decode(record)
     const v = d.kind === 'ok' ? steps.validate(d.value) : d
-    if (v.kind === 'ok') valid.push(v.value)
+    if (v.kind === 'ok') checked.push(v.value)
     else if (v.kind === 'dead_letter') letters.push(v.letter)
   }
+  const suppressed = await steps.suppress(checked)
+  const kept = sortOutcomes(suppressed.outcomes)
+  const valid = kept.ok
+  letters.push(...kept.deadLetters)
   lap('decode')
 
   const deduped = await steps.dedup(valid, letters)
@@ -82,7 +93,7 @@ export async function processBatch(
   letters.push(...unique.deadLetters)
   lap('dedup')
 
-  const toWrite = sortOutcomes(await steps.existing(unique.ok)).ok
+  const toWrite = steps.pseudonymize(sortOutcomes(await steps.existing(unique.ok)).ok)
   lap('existing')
   const resolved = await steps.resolve(toWrite)
   lap('identity')
@@ -90,7 +101,9 @@ export async function processBatch(
   const token = batchToken(mode, records)
   const written = await steps.write(resolved, token)
   lap('insert')
-  await steps.deadLetters(letters, deduped.reassert, token)
+  await steps.deadLetters(steps.strip(letters), deduped.reassert, token)
+  // after the dead letters are written: a crash before this only leaves a record a replay suppresses again
+  await steps.tombstone(suppressed.tombstones)
   lap('deadLetters')
   return { written, repeats: unique.skipped.length, deadLetters: letters.length, conflicts }
 }

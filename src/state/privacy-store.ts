@@ -32,8 +32,8 @@ export interface ErasureReceipt {
   graph: { identities: number; profiles: number; keptResults: number }
   /** dedup records marked erased (value-free: tuple, fingerprint, event id, position remain) */
   dedupMarkedErased: number
-  /** claims hold no identity or payload (tuple, event id, fingerprint, time): kept as they are */
-  claimsKept: number
+  /** claims hold no identity or payload (tuple, event id, fingerprint, time): nothing to scrub, always 0; kept so a retry answers duplicate */
+  claimsScrubbed: number
   /** tombstones produced on the events topic, one per tuple key */
   tombstones: number
   /** suppression entries written (keyed hashes of the person's identities) */

@@ -91,7 +91,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       response: {
         202: { description: 'accepted: written to the event log', ...accepted },
         200: { description: 'duplicate: this business fact was accepted before', ...duplicate },
-        409: { description: 'idempotency_conflict: externalEventId already used for a different payload', ...errorBody },
+        409: { description: 'idempotency_conflict: externalEventId already used for a different payload; suppressed: the event carries an identity of a person erased for this tenant (docs/PRIVACY.md)', ...errorBody },
         422: { description: 'validation_failed', ...errorBody },
         ...errorResponses,
       },
