@@ -20,9 +20,6 @@ export interface Decoded {
 export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (record: InboundRecord) => Promise<Outcome<Decoded>> {
   const onPartition = partitionStep(deps)
   return async (record) => {
-    // a tombstone (null value) is an erasure's instruction to compaction, not a fact: nothing to
-    // store, nothing to dead-letter, nothing to re-assert after it
-    if (record.value === null) return skip('tombstone', record)
     const read = FactKey.read(record.key)
     if (!read.ok) {
       return read.problem === 'not_a_tuple'
@@ -32,6 +29,9 @@ export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (
           message: 'key is not in canonical form: the UTF-8 bytes of JSON.stringify([tenant, source, externalEventId])',
         })
     }
+    // a tombstone (null value under a fact's key) is an erasure's instruction to compaction, not a
+    // fact: nothing to store, nothing to dead-letter, nothing to re-assert after it
+    if (record.value === null) return skip('tombstone', record)
     const placed = onPartition(record, read.key)
     if (placed.kind !== 'ok') return placed
     const key = placed.value
