@@ -12,9 +12,11 @@ import { contractsCommandDef } from './commands/contracts.js'
 import { queryCommand } from './commands/query.js'
 import { replayCommand } from './commands/replay.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
+import { eraseCommand, suppressionsCommand } from './commands/erase.js'
 
 export const COMMANDS: readonly Command[] = [
   serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, clickhouseGatewayCommand,
+  eraseCommand, suppressionsCommand,
 ]
 
 function overview(out: Out): void {

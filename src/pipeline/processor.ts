@@ -25,7 +25,7 @@ import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
 import { decodeStep } from './decode-step.js'
 import { validateStep, type Valid } from './validate-step.js'
-import { suppressStep } from './suppress-step.js'
+import { suppressLettersStep, suppressStep, type RefusedEvent } from './suppress-step.js'
 import { pseudonymizeFacts, withoutValues } from './pseudonymize.js'
 import { dedupStep } from './dedup-step.js'
 import { existingStep } from './existing-step.js'
@@ -54,6 +54,7 @@ export function buildSteps(deps: ProcessorDeps) {
     decode: decodeStep(deps),
     validate: validateStep(deps),
     suppress: suppressStep(deps),
+    suppressLetters: suppressLettersStep(deps),
     pseudonymize: pseudonymizeFacts(deps),
     strip: withoutValues(deps),
     tombstone: async (keys: string[]) => { if (keys.length > 0 && deps.tombstone !== undefined) await deps.tombstone(keys) },
@@ -75,16 +76,25 @@ export async function processBatch(
 ): Promise<BatchOutcome> {
   const letters: DeadLetter[] = []
   const checked: Valid[] = []
+  const refused: RefusedEvent[] = []
   for (const record of records) {
     const d = await steps.decode(record)
     const v = d.kind === 'ok' ? steps.validate(d.value) : d
     if (v.kind === 'ok') checked.push(v.value)
-    else if (v.kind === 'dead_letter') letters.push(v.letter)
+    else if (v.kind === 'dead_letter') {
+      // decoded but refused: its letter may hold an erased person's data (suppress-step.ts)
+      if (d.kind === 'ok' && v.letter.key !== undefined) refused.push({ letter: v.letter, event: d.value.event })
+      else letters.push(v.letter)
+    }
   }
   const suppressed = await steps.suppress(checked)
   const kept = sortOutcomes(suppressed.outcomes)
   const valid = kept.ok
-  letters.push(...kept.deadLetters)
+  const refusedLetters = await steps.suppressLetters(refused)
+  letters.push(...refusedLetters.letters, ...kept.deadLetters)
+  // dead letters are written in offset order (the row order of the batch does not matter to
+  // ClickHouse, but the DLQ topic and the logs read better in order)
+  letters.sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
   lap('decode')
 
   const deduped = await steps.dedup(valid, letters)
@@ -103,7 +113,7 @@ export async function processBatch(
   lap('insert')
   await steps.deadLetters(steps.strip(letters), deduped.reassert, token)
   // after the dead letters are written: a crash before this only leaves a record a replay suppresses again
-  await steps.tombstone(suppressed.tombstones)
+  await steps.tombstone([...new Set([...suppressed.tombstones, ...refusedLetters.tombstones])])
   lap('deadLetters')
   return { written, repeats: unique.skipped.length, deadLetters: letters.length, conflicts }
 }

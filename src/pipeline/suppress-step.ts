@@ -13,14 +13,35 @@
  * letter re-asserts that fact after it (dedup-step.ts), which is what compaction then keeps.
  * Runs before the dedup step, so a suppressed record never becomes a tuple's first fact.
  */
+import type { CdpEvent } from '../avro/event.js'
 import type { ProcessorDeps } from './deps.js'
-import { deadLetter, ok, skip, type Outcome } from './outcome.js'
+import { deadLetter, ok, skip, type DeadLetter, type Outcome } from './outcome.js'
 import type { Valid } from './validate-step.js'
 
 export interface SuppressResult {
   outcomes: Outcome<Valid>[]
   /** keys (keyString form) to tombstone once the batch's dead letters are written; live only */
   tombstones: string[]
+}
+
+/** a record the validate step refused, with the event it decoded to */
+export interface RefusedEvent { letter: DeadLetter; event: CdpEvent }
+
+/**
+ * The same rule for records that decoded but failed validation: their dead letter would keep the
+ * person's data (the value). A suppressed one becomes a value-free `suppressed` letter, or nothing
+ * when its tuple was erased; a replay over records of an erased person not yet compacted away
+ * therefore writes nothing of theirs.
+ */
+export function suppressLettersStep(deps: Pick<ProcessorDeps, 'suppression' | 'dedup' | 'mode'>): (refused: RefusedEvent[]) => Promise<{ letters: DeadLetter[]; tombstones: string[] }> {
+  const step = suppressStep(deps)
+  return async (refused) => {
+    if (deps.suppression === undefined || refused.length === 0) return { letters: refused.map((r) => r.letter), tombstones: [] }
+    // the suppress step over the letters' events: ok means not suppressed, keep the letter as it was
+    const r = await step(refused.map((x) => ({ record: x.letter.record, key: x.letter.key!, event: x.event, fingerprint: '', properties: undefined })))
+    const letters = r.outcomes.flatMap((o, i): DeadLetter[] => (o.kind === 'ok' ? [refused[i]!.letter] : o.kind === 'dead_letter' ? [o.letter] : []))
+    return { letters, tombstones: r.tombstones }
+  }
 }
 
 export function suppressStep(deps: Pick<ProcessorDeps, 'suppression' | 'dedup' | 'mode'>): (items: Valid[]) => Promise<SuppressResult> {
