@@ -77,6 +77,10 @@ void t.test('pseudonymized tenant: no raw identity or pii property in ClickHouse
   const [letter] = await p.rows<{ value_base64: string }>(`SELECT value_base64 FROM ${db}.dead_letters`)
   t.equal(letter?.value_base64, '', 'the dead letter keeps no value')
 
+  const doc = (await api.app.inject({ url: '/openapi.json' })).json() as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>> }
+  t.ok(doc.paths['/v1/cdp/erasures']?.post?.responses['202'], 'OpenAPI describes POST /v1/cdp/erasures')
+  t.ok(doc.paths['/v1/cdp/erasures/{erasure_id}']?.get?.responses['200'], 'and GET /v1/cdp/erasures/{erasure_id}')
+
   // erasure by the raw email finds the hashed person
   const dpo = { authorization: `Bearer ${await api.key('acme', ['privacy:erase'])}` }
   const req = await api.app.inject({ method: 'POST', url: '/v1/cdp/erasures', headers: dpo, payload: { identity: { email: 'PIA.pseudo@example.com' } } })
