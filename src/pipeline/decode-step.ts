@@ -30,7 +30,8 @@ export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (
         })
     }
     // a tombstone (null value under a fact's key) is an erasure's instruction to compaction, not a
-    // fact: nothing to store, nothing to dead-letter, nothing to re-assert after it
+    // fact: nothing to store, nothing to dead-letter. (Under a live fact, one nobody asked for, the
+    // processor still re-asserts the fact after it; an erasure marks its facts erased first.)
     if (record.value === null) return skip('tombstone', record)
     const placed = onPartition(record, read.key)
     if (placed.kind !== 'ok') return placed

@@ -44,7 +44,14 @@ export interface DedupResult {
   reassert: Reassertion[]
 }
 
-export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: Valid[], earlier: readonly DeadLetter[]) => Promise<DedupResult> {
+/**
+ * A record under a fact's key that compaction could keep instead of the fact: a dead letter of an
+ * earlier step, or a tombstone nobody asked for (an erasure marks its facts erased first, so its
+ * own tombstones never call for a re-assertion).
+ */
+export type UnderKey = Pick<DeadLetter, 'key' | 'record'> & { reason: DeadLetter['reason'] | 'tombstone' }
+
+export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: Valid[], earlier: readonly UnderKey[]) => Promise<DedupResult> {
   return async (items, earlier) => {
     // in order: the very record that won before (re-delivery) is 'first' again, and a later item
     // of the batch sees an earlier one
@@ -89,8 +96,8 @@ interface Wanted { key: FactKey; record: { partition: number; offset: string }; 
 const maxBig = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b > a ? b : a)
 
 /** earlier dead letters whose key holds a stored fact that does not come after them */
-async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Wanted[]> {
-  const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } =>
+async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly UnderKey[]): Promise<Wanted[]> {
+  const keyed = letters.filter((l): l is UnderKey & { key: FactKey } =>
     l.key !== undefined && l.reason !== 'tuple_conflict' && l.reason !== 'wrong_partition')
   // after checkMany above: a fact first seen in this batch counts
   const found = await Promise.all(keyed.map(async (l) => ({ l, o: await deps.dedup.get(l.key.text) })))

@@ -27,7 +27,8 @@ import { decodeStep } from './decode-step.js'
 import { validateStep, type Valid } from './validate-step.js'
 import { suppressLettersStep, suppressStep, type RefusedEvent } from './suppress-step.js'
 import { pseudonymizeFacts, withoutValues } from './pseudonymize.js'
-import { dedupStep } from './dedup-step.js'
+import { dedupStep, type UnderKey } from './dedup-step.js'
+import { FactKey } from '../avro/key.js'
 import { existingStep } from './existing-step.js'
 import { resolveStep } from './resolve-step.js'
 import { batchToken, writeStep } from './write-step.js'
@@ -77,8 +78,15 @@ export async function processBatch(
   const letters: DeadLetter[] = []
   const checked: Valid[] = []
   const refused: RefusedEvent[] = []
+  /** tombstones: skipped, but one under a live fact's key still calls for a re-assertion */
+  const tombstones: UnderKey[] = []
   for (const record of records) {
     const d = await steps.decode(record)
+    if (d.kind === 'skip' && d.why === 'tombstone') {
+      const read = FactKey.read(record.key)
+      if (read.ok) tombstones.push({ record, key: read.key, reason: 'tombstone' })
+      continue
+    }
     const v = d.kind === 'ok' ? steps.validate(d.value) : d
     if (v.kind === 'ok') checked.push(v.value)
     else if (v.kind === 'dead_letter') {
@@ -97,7 +105,7 @@ export async function processBatch(
   letters.sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
   lap('decode')
 
-  const deduped = await steps.dedup(valid, letters)
+  const deduped = await steps.dedup(valid, [...letters, ...tombstones])
   const unique = sortOutcomes(deduped.outcomes)
   const conflicts = unique.deadLetters.length
   letters.push(...unique.deadLetters)
@@ -115,7 +123,7 @@ export async function processBatch(
   // after the dead letters are written: a crash before this only leaves a record a replay suppresses again
   await steps.tombstone([...new Set([...suppressed.tombstones, ...refusedLetters.tombstones])])
   lap('deadLetters')
-  return { written, repeats: unique.skipped.length, deadLetters: letters.length, conflicts }
+  return { written, repeats: unique.skipped.filter((s) => s.why !== 'erased').length, deadLetters: letters.length, conflicts }
 }
 
 export class BatchProcessor {
