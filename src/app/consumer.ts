@@ -16,6 +16,8 @@ import { createIdentityStep } from '../pipeline/identity-step.js'
 import type { Shared } from './shared.js'
 import { ConsumerHealth } from './consumer-health.js'
 import { withTimeout, type Checks } from './readiness.js'
+import { personRows } from '../clickhouse/index.js'
+import { ErasureWorker } from '../privacy/index.js'
 
 export type ConsumerMode = 'live' | 'replay'
 
@@ -28,6 +30,8 @@ export interface Consumer {
   health: ConsumerHealth
   /** the consumer's own /readyz checks: ClickHouse answers, no stalled partition */
   readiness(): Promise<Checks>
+  /** runs the stored erasure requests (live only: this process owns ClickHouse); started by start() */
+  erasures: ErasureWorker | undefined
   /** joins the consumer group; the runner stops when `shared.res` closes */
   start(): Promise<void>
 }
@@ -69,14 +73,36 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     if (messages.length > 0) await producer.send(config.kafka.topic, messages).done
   }
 
+  // erasures and suppressed records: a null value under the key, on the partition the consumer
+  // accepts the key on, through the one batching producer
+  const tombstone = async (keys: string[]) => {
+    if (keys.length === 0) return
+    await producer.send(config.kafka.topic, keys.map((k): TopicMessage => {
+      const key = Buffer.from(k, 'utf8')
+      return { key, value: null, partition: partitionFor(key, shared.partitions), headers: { 'cdp-tombstone': 'erasure' } }
+    })).done
+  }
+  const piiOf = new Map<string, readonly string[]>()
+  const piiProperties = (tenant: string, eventType: string): readonly string[] => {
+    const k = `${tenant}\u0000${eventType}`
+    let names = piiOf.get(k)
+    if (names === undefined) {
+      const c = shared.contracts.get(tenant, eventType)
+      names = c === undefined ? [] : Object.entries(c.properties).filter(([, p]) => p.pii).map(([n]) => n)
+      piiOf.set(k, names)
+    }
+    return names
+  }
+
   const processor = new BatchProcessor({
     config, codec: shared.codec, mode, log, partitions: shared.partitions,
     checkContract: shared.checkContract,
     segmentable: shared.contracts.segmentableColumns(),
     dedup: shared.stores.dedup,
-    identity: createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }),
+    identity: createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }, shared.pseudonymizer),
     writer: meteredWriter(clickhouse.writer, metrics),
     observe: (o) => metrics.consumed(o.records, o.skipped, o.deadLetters),
+    suppression: shared.suppression, pseudonymizer: shared.pseudonymizer, piiProperties, tombstone,
     existingFacts: (tuples) => clickhouse.existingFacts(tuples),
     publishDeadLetters,
     reassert,
@@ -110,9 +136,15 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     const ping = await withTimeout(clickhouse.ping(), 2000)
     return { clickhouse: ping !== false && ping.ok, consumerProgress: h.stalledPartitions().length === 0 }
   }
+  const erasures = mode === 'replay' ? undefined : new ErasureWorker({
+    config, store: shared.privacy, graph, dedup: shared.stores.dedup, rows: personRows(clickhouse.client, clickhouse.database),
+    suppression: shared.suppression, pseudonymizer: shared.pseudonymizer, log,
+    identityOfValue: async (value) => { const r = await shared.codec.decode(value); return r.ok ? r.event.identity : undefined },
+    tombstones: (keys) => tombstone(keys.map((k) => k.toString('utf8'))),
+  }, { pollMs: config.privacy.erasurePollMs, staleMs: config.privacy.erasureStaleMs })
   let started = false
   return {
-    processor, runner, query: analyst, health: h, readiness,
+    processor, runner, query: analyst, health: h, readiness, erasures,
     start: async () => {
       if (started) return
       started = true
@@ -122,6 +154,11 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
       metrics.consumerStarted()
       await runner.start()
       h.start()
+      if (erasures !== undefined) {
+        // registered after the consumer: stops first, so a run in progress ends before ClickHouse closes
+        res.add('erasures', () => erasures.stop())
+        erasures.start()
+      }
     },
   }
 }

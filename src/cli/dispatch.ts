@@ -15,10 +15,11 @@ import { importCommand } from './commands/import.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
 import { dlqCommand } from './commands/dlq.js'
 import { tailCommand } from './commands/tail.js'
+import { eraseCommand, suppressionsCommand } from './commands/erase.js'
 
 export const COMMANDS: readonly Command[] = [
   serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, importCommand, replayCommand, clickhouseGatewayCommand,
-  dlqCommand, tailCommand,
+  dlqCommand, tailCommand, eraseCommand, suppressionsCommand,
 ]
 
 function overview(out: Out): void {

@@ -170,6 +170,26 @@ export interface Config {
     url: string
     apiKey: string | undefined
   }
+  /** erasure, suppression and pseudonymization (docs/PRIVACY.md) */
+  privacy: {
+    /** tenants whose identity values and pii properties ClickHouse stores as keyed hashes (CDP_PSEUDONYMIZE_TENANTS, comma-separated) */
+    pseudonymizeTenants: string[]
+    /** JSON file {"<tenant>": "<secret, 32+ characters>"} kept outside ClickHouse (CDP_PRIVACY_SECRETS_FILE) */
+    secretsFile: string | undefined
+    /** read from secretsFile at start-up; never set in a config file */
+    tenantSecrets: Record<string, string>
+    /** how often the process owning ClickHouse looks for erasure requests */
+    erasurePollMs: number
+    /** a running erasure whose process said nothing for this long is taken over by another */
+    erasureStaleMs: number
+  }
+  /**
+   * Retention per ClickHouse table, as a TTL reconciled on every start (src/clickhouse/retention.ts):
+   * days after the table's time column a row is deleted; a table left out (or null) keeps rows forever.
+   */
+  retention: {
+    tables: Record<string, { days: number } | null>
+  }
 }
 
 /** TLS towards Kafka or Redis: PEM files read when the client is created */
@@ -193,7 +213,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client', 'privacy', 'retention'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -316,6 +336,29 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: { url: { type: 'string', pattern: '^https?://' }, apiKey: { type: ['string', 'null'] } },
     },
+    privacy: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        pseudonymizeTenants: { type: 'array', items: { type: 'string', minLength: 1 } },
+        secretsFile: { type: ['string', 'null'] },
+        tenantSecrets: { type: 'object', additionalProperties: { type: 'string', minLength: 32 } },
+        erasurePollMs: { type: 'integer', minimum: 10 },
+        erasureStaleMs: { type: 'integer', minimum: 1000 },
+      },
+    },
+    retention: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        tables: {
+          type: 'object',
+          propertyNames: { pattern: '^[a-z_]+$' },
+          additionalProperties: {
+            type: ['object', 'null'], additionalProperties: false, required: ['days'],
+            properties: { days: { type: 'integer', minimum: 1, maximum: 36500 } },
+          },
+        },
+      },
+    },
   },
 } as const
 
@@ -398,6 +441,8 @@ function defaults(env: Env): Config {
       maxMemoryUsage: 1024 * 1024 * 1024, maxConcurrentPerTenant: 2, maxThreads: 1, piiHashKey: undefined,
     },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
+    privacy: { pseudonymizeTenants: [], secretsFile: undefined, tenantSecrets: {}, erasurePollMs: 1000, erasureStaleMs: 60_000 },
+    retention: { tables: {} },
   }
 }
 
@@ -465,6 +510,10 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
+    privacy: {
+      pseudonymizeTenants: str('CDP_PSEUDONYMIZE_TENANTS')?.split(',').map((s) => s.trim()).filter(Boolean),
+      secretsFile: str('CDP_PRIVACY_SECRETS_FILE'),
+    },
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     consumer: { httpPort: int(env, 'CDP_CONSUMER_PORT', errors) },
     metrics: { tenantLabel: bool(env, 'CDP_METRICS_TENANT_LABEL', errors) },
@@ -494,6 +543,25 @@ function crossChecks(cfg: Config, errors: string[]): void {
     if ((tls.certFile == null) !== (tls.keyFile == null)) errors.push(`/${where.replace('.', '/')} certFile and keyFile go together`)
   }
   if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) errors.push('/http/headersTimeoutMs must not exceed requestTimeoutMs')
+  for (const tenant of cfg.privacy.pseudonymizeTenants) {
+    if (cfg.privacy.tenantSecrets[tenant] === undefined) {
+      errors.push(`/privacy/pseudonymizeTenants: tenant ${JSON.stringify(tenant)} has no secret in privacy.secretsFile`)
+    }
+  }
+}
+
+/** the per-tenant pseudonymization secrets: read from their own file, so they never sit in the config file */
+function readTenantSecrets(file: string | undefined, errors: string[]): Record<string, string> | undefined {
+  if (file === undefined || file === null) return undefined
+  if (!existsSync(file)) { errors.push(`/privacy/secretsFile file not found: ${file}`); return undefined }
+  try {
+    const v: unknown = JSON.parse(readFileSync(file, 'utf8'))
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected an object of tenant -> secret')
+    return v as Record<string, string>
+  } catch (err) {
+    errors.push(`/privacy/secretsFile ${file}: ${(err as Error).message}`)
+    return undefined
+  }
 }
 
 export interface LoadConfigOptions {
@@ -519,7 +587,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
     }
   }
   const envCfg = fromEnv(env, errors)
-  const cfg = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  const merged = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  const secrets = readTenantSecrets(merged.privacy?.secretsFile, errors)
+  const cfg = secrets === undefined ? merged : { ...merged, privacy: { ...merged.privacy, tenantSecrets: { ...merged.privacy.tenantSecrets, ...secrets } } }
   if (!validate(cfg)) {
     for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
   } else {

@@ -31,6 +31,8 @@ import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
 import type { ContractRegistry } from '../contracts/registry.js'
 import { eventSchemas } from './openapi/events.js'
 import { frontDoorResponses, requestTimeout } from './openapi/responses.js'
+import { erasureRoutes } from './routes/erasures.js'
+import type { ErasureRequests } from '../privacy/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -48,6 +50,8 @@ export interface AppDeps {
   status?: EventStatusLookup
   /** the operator's dead-letter routes (cdp dlq) */
   deadLetters?: DeadLetterOps
+  /** POST/GET /v1/cdp/erasures (docs/PRIVACY.md); absent: the routes are not registered */
+  erasures?: ErasureRequests
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
@@ -155,6 +159,7 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   await app.register(opsRoutes, { probe, state: { backend: state.backend, id: state.id }, ...(deps.metrics ? { metrics: deps.metrics } : {}) })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter, bodyLimitBytes: h.singleBodyLimitBytes })
   if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
+  if (deps.erasures !== undefined) await app.register(erasureRoutes, { keys: deps.keys, erasures: deps.erasures, limiter })
   if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })
   app.get('/openapi.json', {
     schema: {

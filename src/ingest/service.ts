@@ -22,7 +22,7 @@ import { createEnvelopeValidator, summarize, type EventEnvelope } from './envelo
 export type ItemResult =
   | { status: 'accepted'; event_id: string }
   | { status: 'duplicate'; original_event_id: string }
-  | { status: 'error'; error_code: 'validation_failed' | 'idempotency_conflict' | 'forbidden'; message: string; details?: ErrorDetail[] }
+  | { status: 'error'; error_code: 'validation_failed' | 'idempotency_conflict' | 'forbidden' | 'suppressed'; message: string; details?: ErrorDetail[] }
 
 export interface Caller {
   tenant: string
@@ -39,6 +39,11 @@ export interface IngestDeps {
   claims: ClaimStore
   encode(event: CdpEvent): Buffer
   send(messages: OutboundMessage[]): Ticket
+  /**
+   * per event identity, whether it carries an identity of an erased person (src/privacy). Asked
+   * only for facts that won their claim: a retry of an erased fact still answers duplicate.
+   */
+  suppressed?(tenant: string, identities: CdpEvent['identity'][]): Promise<boolean[]>
   now?: () => number
   /** each request's item results, in order (metrics count them by outcome) */
   onResults?: (caller: Caller, results: readonly ItemResult[]) => void
@@ -148,7 +153,8 @@ export class IngestService {
           case 'in_flight': waiting.push(p); break
         }
       })
-      if (won.length > 0) await this.produce(won, results, deadline)
+      const allowed = await this.unsuppressed(won, results)
+      if (allowed.length > 0) await this.produce(allowed, results, deadline)
       if (waiting.length === 0) return
       if (this.now() >= deadline) {
         throw new CdpError('timeout', 'an identical request is still being written; retry with the same externalEventId', { retryAfter: 1 })
@@ -160,6 +166,26 @@ export class IngestService {
       else await sleep(Math.min(25, Math.max(1, deadline - this.now())))
       pending = waiting
     }
+  }
+
+  /** drops (and releases the claims of) the won facts that carry a suppressed identity */
+  private async unsuppressed(won: Prepared[], results: (ItemResult | undefined)[]): Promise<Prepared[]> {
+    const check = this.deps.suppressed
+    if (check === undefined || won.length === 0) return won
+    const tenant = won[0]!.event.tenant
+    const hits = await check.call(this.deps, tenant, won.map((p) => p.event.identity))
+      .catch((err: unknown) => { throw wrapForeign(err, 'suppression list', 'state_store_unavailable', { retryAfter: 1 }) })
+    const refused = won.filter((_, i) => hits[i] === true)
+    if (refused.length === 0) return won
+    await this.deps.claims.releaseMany(refused.map((p) => ({ key: p.key, eventId: p.event.eventId })))
+      .catch((err: unknown) => { throw wrapForeign(err, 'idempotency store', 'state_store_unavailable', { retryAfter: 1 }) })
+    for (const p of refused) {
+      results[p.index] = {
+        status: 'error', error_code: 'suppressed',
+        message: 'this event carries an identity of a person erased for this tenant; it is not stored (docs/PRIVACY.md)',
+      }
+    }
+    return won.filter((_, i) => hits[i] !== true)
   }
 
   private async produce(won: Prepared[], results: (ItemResult | undefined)[], deadline: number): Promise<void> {

@@ -91,6 +91,19 @@ class LmdbDedupStore implements DedupStore {
       for (const { key, after } of items) this.reasserted.putSync(lmdbKey(key), after)
     })
   }
+
+  markErased(keys: string[]): Promise<number> {
+    if (keys.length === 0) return Promise.resolve(0)
+    return this.writes.run(() => {
+      let n = 0
+      for (const k of keys) {
+        const key = lmdbKey(k)
+        const cur = this.db.get(key)
+        if (cur !== undefined) { this.db.putSync(key, { ...cur, erased: true }); n++ }
+      }
+      return n
+    })
+  }
 }
 
 class LmdbKeyStore implements KeyStore {

@@ -75,6 +75,15 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
         guard()
         for (const { key, after } of items) data.reasserted.set(key, after)
       },
+      async markErased(keys) {
+        guard()
+        let n = 0
+        for (const key of keys) {
+          const cur = data.dedup.get(key)
+          if (cur !== undefined) { data.dedup.set(key, { ...cur, erased: true }); n++ }
+        }
+        return n
+      },
     },
     keys: {
       async putKey(rec) {

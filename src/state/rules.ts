@@ -61,6 +61,8 @@ export function shouldRelease(cur: ClaimRecord | undefined, eventId: string): bo
 /** Decide one consumed record against the first fact stored for its tuple. */
 export function decideDedup(cur: FactRef | undefined, ref: FactRef): { outcome: DedupOutcome; write?: FactRef } {
   if (cur === undefined) return { outcome: { outcome: 'first', redelivered: false }, write: ref }
+  // an erased fact stays erased: the same fact again, a conflicting one, a replayed original
+  if (cur.erased === true) return { outcome: { outcome: 'erased', original: cur } }
   // the very record that was first, delivered again after a crash before the offset commit
   if (cur.partition === ref.partition && cur.offset === ref.offset) return { outcome: { outcome: 'first', redelivered: true } }
   if (cur.fingerprint === ref.fingerprint) return { outcome: { outcome: 'repeat', original: cur } }

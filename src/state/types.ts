@@ -53,6 +53,12 @@ export interface FactRef {
   fingerprint: string
   partition: number
   offset: string
+  /**
+   * set by an erasure (src/privacy): the fact was erased for good. The record keeps only what
+   * dedup needs (event id, fingerprint, position), so the same fact met again (a client retry, a
+   * replay over a topic not yet compacted) is recognised and never stored again.
+   */
+  erased?: boolean
 }
 
 export type DedupOutcome =
@@ -63,6 +69,8 @@ export type DedupOutcome =
   | { outcome: 'repeat'; original: FactRef }
   /** same tuple, different payload: dead-letter, keep the original */
   | { outcome: 'conflict'; original: FactRef }
+  /** the tuple's fact was erased: whatever comes under it is skipped, never stored or re-asserted */
+  | { outcome: 'erased'; original: FactRef }
 
 export interface DedupStore {
   /** decided in order; a later item with the same key sees the earlier one */
@@ -77,6 +85,11 @@ export interface DedupStore {
   reassertedAfter(keys: string[]): Promise<(string | undefined)[]>
   /** record re-assertions made, after they are on the topic */
   markReasserted(items: { key: string; after: string }[]): Promise<void>
+  /**
+   * Erasure: mark the facts under these keys erased (see FactRef.erased). Keys without a stored
+   * fact are left alone. Returns how many records were marked (already marked ones count).
+   */
+  markErased(keys: string[]): Promise<number>
 }
 
 // ---------- API keys ----------

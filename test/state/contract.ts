@@ -225,6 +225,29 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_4', 'fp-2', 2, '200') }]), [{ outcome: 'conflict', original: first }])
   })
 
+  void t.test('dedup: an erased fact stays erased, and keeps what dedup needs', async (t) => {
+    const { stores } = await open(t)
+    const first = ref('evt_1', 'fp-1', 2, '100')
+    await stores.dedup.checkMany([{ key: key('a'), ref: first }, { key: key('b'), ref: ref('evt_2', 'fp-2', 2, '101') }])
+    t.equal(await stores.dedup.markErased([key('a'), key('never-seen')]), 1, 'only stored facts are marked')
+    const erased = { ...first, erased: true }
+    t.same(await stores.dedup.get(key('a')), erased)
+    t.equal(await stores.dedup.get(key('never-seen')), undefined, 'no record is made up for an unknown key')
+    t.same(await stores.dedup.checkMany([
+      { key: key('a'), ref: first },
+      { key: key('a'), ref: ref('evt_3', 'fp-1', 2, '300') },
+      { key: key('a'), ref: ref('evt_4', 'fp-9', 2, '301') },
+      { key: key('b'), ref: ref('evt_5', 'fp-2', 2, '302') },
+    ]), [
+      { outcome: 'erased', original: erased },
+      { outcome: 'erased', original: erased },
+      { outcome: 'erased', original: erased },
+      { outcome: 'repeat', original: ref('evt_2', 'fp-2', 2, '101') },
+    ], 'the very record, a repeat and a conflict are all erased; the other tuple is untouched')
+    t.equal(await stores.dedup.markErased([key('a')]), 1, 'marking twice is harmless')
+    t.same(await stores.dedup.get(key('a')), erased)
+  })
+
   void t.test('keys: put, get, list, overwrite', async (t) => {
     const { stores } = await open(t)
     t.same(await stores.keys.listKeys(), [])
