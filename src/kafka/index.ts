@@ -10,7 +10,7 @@
  */
 export { createKafka, type KafkaClient } from './client.js'
 export { ensureTopics, readTopicSettings, checkEventsTopic, eventsTopicConfig, KafkaAdmin, type PartitionOffsets, type TopicProblem } from './admin.js'
-export { BatchingProducer, producerOptions, type BatchingProducerOptions, type OutboundMessage, type TopicMessage, type Ticket } from './producer.js'
+export { BatchingProducer, producerOptions, wasNotSent, type BatchingProducerOptions, type OutboundMessage, type TopicMessage, type Ticket } from './producer.js'
 export { ConsumerRunner, consumerOptions, type ConsumerRunnerOptions, type InboundRecord, type PartitionBatchHandler } from './consumer.js'
 export { fetchRecords, type FetchedRecord } from './fetch-one.js'
 export { kafkaError } from './errors.js'

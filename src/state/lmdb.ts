@@ -6,7 +6,7 @@
  * but the scale-out deployment uses Redis.
  */
 import type { Database, RootDatabase } from 'lmdb'
-import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
+import { decideAbandon, decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import { closeEnv, lmdbKey, openEnv, pingEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
   ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
@@ -49,6 +49,17 @@ class LmdbClaimStore implements ClaimStore {
       for (const item of items) {
         const key = lmdbKey(item.key)
         if (shouldRelease(this.db.get(key), item.eventId)) this.db.removeSync(key)
+      }
+    })
+  }
+
+  async abandonMany(items: { key: string; eventId: string }[]): Promise<void> {
+    if (items.length === 0) return
+    await this.writes.run(() => {
+      for (const item of items) {
+        const key = lmdbKey(item.key)
+        const next = decideAbandon(this.db.get(key), item.eventId)
+        if (next !== undefined) this.db.putSync(key, next)
       }
     })
   }
