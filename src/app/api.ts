@@ -21,6 +21,8 @@ export interface Api {
 export interface ApiOptions {
   /** the analyst query runner, when this process owns ClickHouse (role all) */
   query?: QueryRunner
+  /** more readiness checks of the process (role all: `consumer`, true once it joined its group) */
+  checks?: Record<string, () => boolean>
 }
 
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | false> {
@@ -50,7 +52,8 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     const [k, r, s] = await Promise.all([
       withTimeout(admin.probe(config.kafka.topic), 2000), withTimeout(registryOk, 2000), withTimeout(stores.ping(), 2000),
     ])
-    return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
+    const extra = Object.fromEntries(Object.entries(opts.checks ?? {}).map(([name, ok]) => [name, ok()]))
+    return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true, ...extra }
   }
   const app = await buildApp(config, { ingest, keys, readiness, logger: log, ...(opts.query ? { query: opts.query } : {}) })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes

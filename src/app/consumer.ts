@@ -20,8 +20,11 @@ export interface Consumer {
   runner: ConsumerRunner
   /** read-only SQL over this process's ClickHouse (POST /v1/cdp/query, tests) */
   query: QueryRunner
-  /** joins the consumer group; the runner stops when `shared.res` closes */
+  /** joins the consumer group (resolves once joined; a failed start may be called again); the
+   *  runner stops when `shared.res` closes */
   start(): Promise<void>
+  /** joined its group and consuming (readiness) */
+  joined(): boolean
 }
 
 export interface ConsumerOptions {
@@ -76,14 +79,15 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   // closing chDB never waits on one (the HTTP route also cancels them before the listener drains)
   res.add('analyst-queries', () => analyst.cancelAll())
   const runner = new ConsumerRunner(shared.kafka, consumerOptions(config, opts.groupId), processor, log)
-  let started = false
+  let registered = false
+  let started: Promise<void> | undefined
   return {
     processor, runner, query: analyst,
-    start: async () => {
-      if (started) return
-      started = true
-      res.add('consumer', () => runner.stop())
-      await runner.start()
+    start: () => {
+      if (!registered) { registered = true; res.add('consumer', () => runner.stop()) }
+      started ??= runner.start().catch((err: unknown) => { started = undefined; throw err })
+      return started
     },
+    joined: () => runner.joined,
   }
 }

@@ -141,6 +141,10 @@ export interface Config {
     url: string
     apiKey: string | undefined
   }
+  shutdown: {
+    /** SIGTERM/SIGINT: the drain's budget; past it the process exits non-zero at once (CDP_SHUTDOWN_DEADLINE_MS) */
+    deadlineMs: number
+  }
 }
 
 /** TLS towards Kafka or Redis: PEM files read when the client is created */
@@ -164,7 +168,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'query', 'client'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'query', 'client', 'shutdown'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -277,6 +281,7 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: { url: { type: 'string', pattern: '^https?://' }, apiKey: { type: ['string', 'null'] } },
     },
+    shutdown: { type: 'object', additionalProperties: false, properties: { deadlineMs: { type: 'integer', minimum: 1000 } } },
   },
 } as const
 
@@ -352,6 +357,7 @@ function defaults(env: Env): Config {
       maxMemoryUsage: 1024 * 1024 * 1024, maxConcurrentPerTenant: 2, maxThreads: 1, piiHashKey: undefined,
     },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
+    shutdown: { deadlineMs: 20_000 },
   }
 }
 
@@ -418,6 +424,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
+    shutdown: { deadlineMs: int(env, 'CDP_SHUTDOWN_DEADLINE_MS', errors) },
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),

@@ -62,6 +62,8 @@ export class ConsumerRunner {
   private stopping = false
   /** records handled since start, for progress and benchmarks */
   handled = 0
+  /** a member of the group with partitions to consume (readiness); false while (re)joining */
+  joined = false
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
@@ -74,6 +76,20 @@ export class ConsumerRunner {
       heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
     })
     this.consumer = consumer
+    consumer.on(consumer.events.GROUP_JOIN, () => { this.joined = true })
+    consumer.on(consumer.events.CRASH, () => { this.joined = false })
+    consumer.on(consumer.events.STOP, () => { this.joined = false })
+    try {
+      await this.run(consumer)
+    } catch (err) {
+      // a start that failed (no coordinator, broker away) leaves nothing behind, so it can be retried
+      this.consumer = undefined
+      await consumer.disconnect().catch(() => undefined)
+      throw err
+    }
+  }
+
+  private async run(consumer: Consumer): Promise<void> {
     await consumer.connect()
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
     await consumer.run({
@@ -125,6 +141,15 @@ export class ConsumerRunner {
 
   async stop(): Promise<void> {
     this.stopping = true
-    await this.consumer?.disconnect()
+    const wasJoined = this.joined
+    this.joined = false
+    const disconnect = this.consumer?.disconnect().catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'consumer disconnect failed') })
+    if (disconnect === undefined) return
+    // A member still (re)joining has no batch in flight, but kafkajs's disconnect waits for its
+    // pending JoinGroup request, which the coordinator holds until the rebalance ends (up to a
+    // dead member's session). Nothing was consumed, so leaving without that wait is safe: the
+    // group drops the member after its session, as after a crash.
+    if (wasJoined) await disconnect
+    else await Promise.race([disconnect, sleep(1000)])
   }
 }
