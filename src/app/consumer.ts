@@ -7,10 +7,11 @@
 import { createIdentityGraph } from '../identity/index.js'
 import { partitionFor } from '../avro/partition.js'
 import { analystQueryRunner } from '../clickhouse/index.js'
-import { ConsumerRunner, consumerOptions, fetchRecords, type TopicMessage } from '../kafka/index.js'
+import { CONSUMER_RETRY, ConsumerRunner, consumerOptions, createKafka, createMemberRemover, fetchRecords, type TopicMessage } from '../kafka/index.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from '../pipeline/processor.js'
 import { createIdentityStep } from '../pipeline/identity-step.js'
+import type { IdentityStep } from '../pipeline/deps.js'
 import type { Shared } from './shared.js'
 
 export type ConsumerMode = 'live' | 'replay'
@@ -20,6 +21,8 @@ export interface Consumer {
   runner: ConsumerRunner
   /** read-only SQL over this process's ClickHouse (POST /v1/cdp/query, tests) */
   query: QueryRunner
+  /** the identity step over this process's graph (cdp state rebuild resolves through it) */
+  identity: IdentityStep
   /** joins the consumer group (resolves once joined; a failed start may be called again); the
    *  runner stops when `shared.res` closes */
   start(): Promise<void>
@@ -63,12 +66,13 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     if (messages.length > 0) await producer.send(config.kafka.topic, messages).done
   }
 
+  const identity = createIdentityStep(graph, config, log)
   const processor = new BatchProcessor({
     config, codec: shared.codec, mode, log, partitions: shared.partitions,
     checkContract: shared.checkContract,
     segmentable: shared.contracts.segmentableColumns(),
     dedup: shared.stores.dedup,
-    identity: createIdentityStep(graph, config, log),
+    identity,
     writer: clickhouse.writer,
     existingFacts: (tuples) => clickhouse.existingFacts(tuples),
     publishDeadLetters,
@@ -78,11 +82,16 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   // registered after ClickHouse, so it closes before it: kills the analyst queries in flight and
   // closing chDB never waits on one (the HTTP route also cancels them before the listener drains)
   res.add('analyst-queries', () => analyst.cancelAll())
-  const runner = new ConsumerRunner(shared.kafka, consumerOptions(config, opts.groupId), processor, log)
+  // a client of its own: the consumer retries without limit (CONSUMER_RETRY), the API's
+  // producer keeps its short retries and its callers' deadlines
+  const consumerKafka = createKafka(config, log, '', { retry: { ...CONSUMER_RETRY } })
+  const members = createMemberRemover(config)
+  res.add('member-remover', () => members.close())
+  const runner = new ConsumerRunner(consumerKafka, { ...consumerOptions(config, opts.groupId), removeMember: members.remove }, processor, log)
   let registered = false
   let started: Promise<void> | undefined
   return {
-    processor, runner, query: analyst,
+    processor, runner, query: analyst, identity,
     start: () => {
       if (!registered) { registered = true; res.add('consumer', () => runner.stop()) }
       started ??= runner.start().catch((err: unknown) => { started = undefined; throw err })

@@ -11,10 +11,11 @@ import { keysCommand } from './commands/keys.js'
 import { contractsCommandDef } from './commands/contracts.js'
 import { queryCommand } from './commands/query.js'
 import { replayCommand } from './commands/replay.js'
+import { stateCommand } from './commands/state.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, clickhouseGatewayCommand,
+  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, stateCommand, clickhouseGatewayCommand,
 ]
 
 function overview(out: Out): void {

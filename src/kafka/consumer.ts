@@ -11,6 +11,7 @@ import type { Consumer, KafkaMessage } from 'kafkajs'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import type { Logger } from '../observability/logger.js'
+import type { RemoveMember } from './members.js'
 
 export interface InboundRecord {
   topic: string
@@ -41,6 +42,9 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs?: number
   /** partition batches in progress at once; a partition itself is always processed in order */
   partitionConcurrency?: number
+  /** removes the member this consumer was before kafkajs restarted it (members.ts); without it
+   *  the group waits for the dead member's session after a crash */
+  removeMember?: RemoveMember
 }
 
 /** runner settings from config; replay and benchmarks pass their own group */
@@ -53,6 +57,24 @@ export function consumerOptions(config: Readonly<Config>, groupId = config.kafka
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * The consumer's retry policy (issue 8 finding 2), for its client (createKafka's `retry`) and its
+ * run loop. kafkajs gives up on a retriable error after `retries` attempts (a request's retries
+ * are the client's; when they run out the error is KafkaJSNumberOfRetriesExceeded, which the run
+ * loop does not retry) and "crashes": it disconnects and restarts as a NEW group member. While the
+ * broker is away the old member's leave request fails, so once the broker is back the coordinator
+ * still holds it and keeps the group waiting until its session expires (measured: caught up
+ * 28.7-30.3 s after the broker answered). Retrying without a limit keeps the member id, so on the
+ * broker's return the same member carries on; the cap keeps the next attempt within 2 s of the
+ * broker answering. Non-retriable errors still end the run at once.
+ */
+export const CONSUMER_RETRY = { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 2000 } as const
+
+function errorText(err: unknown): string {
+  const e = err as { message?: unknown; errors?: unknown[]; apiId?: unknown }
+  return [String(e.message ?? err), String(e.apiId ?? ''), ...(Array.isArray(e.errors) ? e.errors.map(errorText) : [])].join(' ')
+}
 
 /** heartbeat errors that mean this member must rejoin before it may write for its partitions */
 const LEAVE_GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID'])
@@ -74,10 +96,17 @@ export class ConsumerRunner {
       maxBytesPerPartition: this.opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
       sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
+      retry: { ...CONSUMER_RETRY },
     })
     this.consumer = consumer
-    consumer.on(consumer.events.GROUP_JOIN, () => { this.joined = true })
-    consumer.on(consumer.events.CRASH, () => { this.joined = false })
+    let memberId: string | undefined
+    consumer.on(consumer.events.GROUP_JOIN, (e) => { this.joined = true; memberId = e.payload.memberId })
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.joined = false
+      // kafkajs comes back as a new member; the old one is dead but still holds the group
+      if (e.payload.restart && memberId !== undefined) void this.removeDeadMember(memberId)
+      memberId = undefined
+    })
     consumer.on(consumer.events.STOP, () => { this.joined = false })
     try {
       await this.run(consumer)
@@ -137,6 +166,26 @@ export class ConsumerRunner {
         }
       },
     })
+  }
+
+  /** retries until the member is gone or the runner stops. The crash can come early in an
+   *  outage, so the attempts go on until the broker is back (bounded, should it never be) */
+  private async removeDeadMember(memberId: string): Promise<void> {
+    const remove = this.opts.removeMember
+    if (remove === undefined) return
+    const until = Date.now() + 15 * 60_000
+    while (!this.stopping && Date.now() < until) {
+      try {
+        await remove(this.opts.groupId, memberId)
+        this.log.info({ group: this.opts.groupId, memberId }, 'removed the group member this consumer was before its restart')
+        return
+      } catch (err) {
+        // UNKNOWN_MEMBER_ID: gone already; anything else (broker away, coordinator loading): again
+        if (/UNKNOWN_MEMBER_ID|unknown member/i.test(errorText(err))) return
+        this.log.debug({ group: this.opts.groupId, memberId, err: errorText(err) }, 'cannot remove the dead group member yet')
+        await sleep(1000)
+      }
+    }
   }
 
   async stop(): Promise<void> {
