@@ -7,12 +7,13 @@
 import { createIdentityGraph } from '../identity/index.js'
 import { partitionFor } from '../avro/partition.js'
 import { analystQueryRunner } from '../clickhouse/index.js'
-import { ConsumerRunner, KafkaAdmin, consumerOptions, fetchRecords, type TopicMessage } from '../kafka/index.js'
+import { CONSUMER_RETRY, ConsumerRunner, KafkaAdmin, consumerOptions, createKafka, createMemberRemover, fetchRecords, type TopicMessage } from '../kafka/index.js'
 import type { ClickHouseWriter } from '../clickhouse/writer.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from '../pipeline/processor.js'
 import { createIdentityStep } from '../pipeline/identity-step.js'
+import type { IdentityStep } from '../pipeline/deps.js'
 import type { Shared } from './shared.js'
 import { ConsumerHealth } from './consumer-health.js'
 import { withTimeout, type Checks } from './readiness.js'
@@ -32,8 +33,13 @@ export interface Consumer {
   readiness(): Promise<Checks>
   /** runs the stored erasure requests (live only: this process owns ClickHouse); started by start() */
   erasures: ErasureWorker | undefined
-  /** joins the consumer group; the runner stops when `shared.res` closes */
+  /** the identity step over this process's graph (cdp state rebuild resolves through it) */
+  identity: IdentityStep
+  /** joins the consumer group (resolves once joined; a failed start may be called again); the
+   *  runner stops when `shared.res` closes */
   start(): Promise<void>
+  /** joined its group and consuming (readiness) */
+  joined(): boolean
 }
 
 export interface ConsumerOptions {
@@ -94,12 +100,13 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     return names
   }
 
+  const identity = createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }, shared.pseudonymizer)
   const processor = new BatchProcessor({
     config, codec: shared.codec, mode, log, partitions: shared.partitions,
     checkContract: shared.checkContract,
     segmentable: shared.contracts.segmentableColumns(),
     dedup: shared.stores.dedup,
-    identity: createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }, shared.pseudonymizer),
+    identity,
     writer: meteredWriter(clickhouse.writer, metrics),
     observe: (o) => metrics.consumed(o.records, o.skipped, o.deadLetters),
     suppression: shared.suppression, pseudonymizer: shared.pseudonymizer, piiProperties, tombstone,
@@ -113,8 +120,14 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   res.add('analyst-queries', () => analyst.cancelAll())
   const groupId = opts.groupId ?? config.kafka.consumerGroup
   let health: ConsumerHealth | undefined
-  const runner = new ConsumerRunner(shared.kafka, {
+  // a client of its own: the consumer retries without limit (CONSUMER_RETRY), the API's
+  // producer keeps its short retries and its callers' deadlines
+  const consumerKafka = createKafka(config, log, '', { retry: { ...CONSUMER_RETRY } })
+  const members = createMemberRemover(config)
+  res.add('member-remover', () => members.close())
+  const runner = new ConsumerRunner(consumerKafka, {
     ...consumerOptions(config, groupId),
+    removeMember: members.remove,
     onCommit: (partition, next) => { metrics.committed(); health?.committed(partition, next) },
   }, processor, log)
   const admin = new KafkaAdmin(shared.kafka)
@@ -142,24 +155,24 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     identityOfValue: async (value) => { const r = await shared.codec.decode(value); return r.ok ? r.event.identity : undefined },
     tombstones: (keys) => tombstone(keys.map((k) => k.toString('utf8'))),
   }, { pollMs: config.privacy.erasurePollMs, staleMs: config.privacy.erasureStaleMs })
-  let started = false
+  let registered = false
+  let started: Promise<void> | undefined
   return {
-    processor, runner, query: analyst, health: h, readiness, erasures,
-    start: async () => {
-      if (started) return
-      started = true
-      res.add('consumer', () => runner.stop())
-      // registered after the runner: stops refreshing before the runner and the admin close
-      res.add('consumer-health', () => h.stop())
-      metrics.consumerStarted()
-      await runner.start()
-      h.start()
-      if (erasures !== undefined) {
+    processor, runner, query: analyst, identity, health: h, readiness, erasures,
+    start: () => {
+      if (!registered) {
+        registered = true
+        res.add('consumer', () => runner.stop())
+        // registered after the runner: stops refreshing before the runner and the admin close
+        res.add('consumer-health', () => h.stop())
         // registered after the consumer: stops first, so a run in progress ends before ClickHouse closes
-        res.add('erasures', () => erasures.stop())
-        erasures.start()
+        if (erasures !== undefined) res.add('erasures', () => erasures.stop())
+        metrics.consumerStarted()
       }
+      started ??= runner.start().then(() => { h.start(); erasures?.start() }, (err: unknown) => { started = undefined; throw err })
+      return started
     },
+    joined: () => runner.joined,
   }
 }
 

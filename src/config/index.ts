@@ -190,6 +190,10 @@ export interface Config {
   retention: {
     tables: Record<string, { days: number } | null>
   }
+  shutdown: {
+    /** SIGTERM/SIGINT: the drain's budget; past it the process exits non-zero at once (CDP_SHUTDOWN_DEADLINE_MS) */
+    deadlineMs: number
+  }
 }
 
 /** TLS towards Kafka or Redis: PEM files read when the client is created */
@@ -213,7 +217,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client', 'privacy', 'retention'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client', 'privacy', 'retention', 'shutdown'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -359,6 +363,7 @@ const schema = {
         },
       },
     },
+    shutdown: { type: 'object', additionalProperties: false, properties: { deadlineMs: { type: 'integer', minimum: 1000 } } },
   },
 } as const
 
@@ -443,6 +448,7 @@ function defaults(env: Env): Config {
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
     privacy: { pseudonymizeTenants: [], secretsFile: undefined, tenantSecrets: {}, erasurePollMs: 1000, erasureStaleMs: 60_000 },
     retention: { tables: {} },
+    shutdown: { deadlineMs: 20_000 },
   }
 }
 
@@ -514,6 +520,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
       pseudonymizeTenants: str('CDP_PSEUDONYMIZE_TENANTS')?.split(',').map((s) => s.trim()).filter(Boolean),
       secretsFile: str('CDP_PRIVACY_SECRETS_FILE'),
     },
+    shutdown: { deadlineMs: int(env, 'CDP_SHUTDOWN_DEADLINE_MS', errors) },
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     consumer: { httpPort: int(env, 'CDP_CONSUMER_PORT', errors) },
     metrics: { tenantLabel: bool(env, 'CDP_METRICS_TENANT_LABEL', errors) },

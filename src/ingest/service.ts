@@ -7,16 +7,19 @@
  *  - same tuple, same fingerprint, being produced now   -> wait for it, then duplicate
  *  - same tuple, same fingerprint, abandoned by a crash -> produce again under the SAME event id
  *  - same tuple, other fingerprint                      -> 409 idempotency_conflict
- * A failed produce releases the claim (the retry must succeed); a produce whose outcome is still
- * unknown when the caller's deadline passes keeps its claim until Kafka answers, so a retry
- * cannot create a second event id for one fact. 422s never touch the store.
+ * A produce that certainly did not happen (cancelled while queued, no connection) releases the
+ * claim. A produce whose outcome is unknown (no ack in time, connection lost after the request
+ * was written) may have put the record on the topic, so its claim keeps the event id and is
+ * abandoned: the retry takes it over at once and produces again under the SAME event id, which
+ * the consumer absorbs as a repeat. The client is never given an id the stored fact does not
+ * carry. 422s never touch the store.
  */
 import type { Config } from '../config/index.js'
 import { CdpError, wrapForeign, type ErrorDetail } from '../errors.js'
 import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
 import { encodeKey, keyString } from '../avro/key.js'
 import type { ClaimOutcome, ClaimStore } from '../state/types.js'
-import type { OutboundMessage, Ticket } from '../kafka/producer.js'
+import { wasNotSent, type OutboundMessage, type Ticket } from '../kafka/producer.js'
 import { createEnvelopeValidator, summarize, type EventEnvelope } from './envelope.js'
 
 export type ItemResult =
@@ -44,6 +47,8 @@ export interface IngestDeps {
    * only for facts that won their claim: a retry of an erased fact still answers duplicate.
    */
   suppressed?(tenant: string, identities: CdpEvent['identity'][]): Promise<boolean[]>
+  /** true when a ticket's rejection proves nothing reached Kafka (default: src/kafka's wasNotSent) */
+  wasNotSent?(err: unknown): boolean
   now?: () => number
   /** each request's item results, in order (metrics count them by outcome) */
   onResults?: (caller: Caller, results: readonly ItemResult[]) => void
@@ -196,7 +201,11 @@ export class IngestService {
     // settle the claims when Kafka answers, whether or not the caller is still waiting
     const settled = ticket.done.then(
       () => claims.commitMany(refs),
-      async (err: unknown) => { await claims.releaseMany(refs); throw err },
+      async (err: unknown) => {
+        if ((this.deps.wasNotSent ?? wasNotSent)(err)) await claims.releaseMany(refs)
+        else await claims.abandonMany(refs)
+        throw err
+      },
     )
     const marker = settled.then(() => undefined, () => undefined)
     for (const r of refs) this.inFlight.set(r.key, marker)
@@ -207,7 +216,7 @@ export class IngestService {
     try {
       const first = await Promise.race([settled.then(() => 'ok' as const), timeout])
       if (first === 'timeout') {
-        ticket.cancel() // still queued: dropped, and the rejection above releases the claims
+        ticket.cancel() // still queued: dropped, and the rejection above releases the claims (if sent: abandons them)
         throw new CdpError('kafka_unavailable', 'Kafka did not acknowledge in time; retry with the same externalEventId', { retryAfter: 1 })
       }
     } catch (err) {

@@ -11,6 +11,7 @@ import type { Consumer, KafkaMessage } from 'kafkajs'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import type { Logger } from '../observability/logger.js'
+import type { RemoveMember } from './members.js'
 
 export interface InboundRecord {
   topic: string
@@ -45,6 +46,9 @@ export interface ConsumerRunnerOptions {
   partitionConcurrency?: number
   /** called after each offset commit (metrics, the stall check) */
   onCommit?: (partition: number, nextOffset: string) => void
+  /** removes the member this consumer was before kafkajs restarted it (members.ts); without it
+   *  the group waits for the dead member's session after a crash */
+  removeMember?: RemoveMember
 }
 
 /** runner settings from config; replay and benchmarks pass their own group */
@@ -59,6 +63,24 @@ export function consumerOptions(config: Readonly<Config>, groupId = config.kafka
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * The consumer's retry policy (issue 8 finding 2), for its client (createKafka's `retry`) and its
+ * run loop. kafkajs gives up on a retriable error after `retries` attempts (a request's retries
+ * are the client's; when they run out the error is KafkaJSNumberOfRetriesExceeded, which the run
+ * loop does not retry) and "crashes": it disconnects and restarts as a NEW group member. While the
+ * broker is away the old member's leave request fails, so once the broker is back the coordinator
+ * still holds it and keeps the group waiting until its session expires (measured: caught up
+ * 28.7-30.3 s after the broker answered). Retrying without a limit keeps the member id, so on the
+ * broker's return the same member carries on; the cap keeps the next attempt within 2 s of the
+ * broker answering. Non-retriable errors still end the run at once.
+ */
+export const CONSUMER_RETRY = { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 2000 } as const
+
+function errorText(err: unknown): string {
+  const e = err as { message?: unknown; errors?: unknown[]; apiId?: unknown }
+  return [String(e.message ?? err), String(e.apiId ?? ''), ...(Array.isArray(e.errors) ? e.errors.map(errorText) : [])].join(' ')
+}
+
 /** heartbeat errors that mean this member must rejoin before it may write for its partitions */
 const LEAVE_GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID'])
 
@@ -71,6 +93,8 @@ export class ConsumerRunner {
   assignment: ReadonlySet<number> = new Set()
   /** the next offset committed per partition by this member, for the log line on stop */
   private readonly committed = new Map<number, string>()
+  /** a member of the group with partitions to consume (readiness); false while (re)joining */
+  joined = false
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
@@ -85,11 +109,33 @@ export class ConsumerRunner {
       maxWaitTimeInMs: 1000,
       sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
       heartbeatInterval: heartbeatMs,
+      retry: { ...CONSUMER_RETRY },
     })
     this.consumer = consumer
+    let memberId: string | undefined
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.joined = true
+      memberId = e.payload.memberId
       this.assignment = new Set(e.payload.memberAssignment[this.opts.topic] ?? [])
     })
+    consumer.on(consumer.events.CRASH, (e) => {
+      this.joined = false
+      // kafkajs comes back as a new member; the old one is dead but still holds the group
+      if (e.payload.restart && memberId !== undefined) void this.removeDeadMember(memberId)
+      memberId = undefined
+    })
+    consumer.on(consumer.events.STOP, () => { this.joined = false })
+    try {
+      await this.run(consumer, heartbeatMs)
+    } catch (err) {
+      // a start that failed (no coordinator, broker away) leaves nothing behind, so it can be retried
+      this.consumer = undefined
+      await consumer.disconnect().catch(() => undefined)
+      throw err
+    }
+  }
+
+  private async run(consumer: Consumer, heartbeatMs: number): Promise<void> {
     await consumer.connect()
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
     await consumer.run({
@@ -148,11 +194,40 @@ export class ConsumerRunner {
     })
   }
 
+  /** retries until the member is gone or the runner stops. The crash can come early in an
+   *  outage, so the attempts go on until the broker is back (bounded, should it never be) */
+  private async removeDeadMember(memberId: string): Promise<void> {
+    const remove = this.opts.removeMember
+    if (remove === undefined) return
+    const until = Date.now() + 15 * 60_000
+    while (!this.stopping && Date.now() < until) {
+      try {
+        await remove(this.opts.groupId, memberId)
+        this.log.info({ group: this.opts.groupId, memberId }, 'removed the group member this consumer was before its restart')
+        return
+      } catch (err) {
+        // UNKNOWN_MEMBER_ID: gone already; anything else (broker away, coordinator loading): again
+        if (/UNKNOWN_MEMBER_ID|unknown member/i.test(errorText(err))) return
+        this.log.debug({ group: this.opts.groupId, memberId, err: errorText(err) }, 'cannot remove the dead group member yet')
+        await sleep(1000)
+      }
+    }
+  }
+
   /** finishes the slice in hand, commits it, and leaves the group (kafkajs disconnect sends LeaveGroup) */
   async stop(): Promise<void> {
     this.stopping = true
     const started = Date.now()
-    await this.consumer?.disconnect()
+    const wasJoined = this.joined
+    this.joined = false
+    const disconnect = this.consumer?.disconnect().catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'consumer disconnect failed') })
+    if (disconnect === undefined) return
+    // A member still (re)joining has no batch in flight, but kafkajs's disconnect waits for its
+    // pending JoinGroup request, which the coordinator holds until the rebalance ends (up to a
+    // dead member's session). Nothing was consumed, so leaving without that wait is safe: the
+    // group drops the member after its session, as after a crash.
+    if (wasJoined) await disconnect
+    else await Promise.race([disconnect, sleep(1000)])
     this.log.info({
       group: this.opts.groupId, handled: this.handled, ms: Date.now() - started,
       committed: Object.fromEntries([...this.committed].sort(([a], [b]) => a - b)),

@@ -6,7 +6,7 @@
  * but the scale-out deployment uses Redis.
  */
 import type { Database, RootDatabase } from 'lmdb'
-import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
+import { decideAbandon, decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
   ApiKeyRecord, ClaimInfo, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
@@ -56,6 +56,17 @@ class LmdbClaimStore implements ClaimStore {
   async get(key: string): Promise<ClaimInfo | undefined> {
     const rec = this.db.get(lmdbKey(key))
     return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
+  }
+
+  async abandonMany(items: { key: string; eventId: string }[]): Promise<void> {
+    if (items.length === 0) return
+    await this.writes.run(() => {
+      for (const item of items) {
+        const key = lmdbKey(item.key)
+        const next = decideAbandon(this.db.get(key), item.eventId)
+        if (next !== undefined) this.db.putSync(key, next)
+      }
+    })
   }
 }
 

@@ -4,7 +4,7 @@
  * a production backend (nothing survives the process).
  */
 import { CdpError } from '../errors.js'
-import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
+import { decideAbandon, decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import type { ApiKeyRecord, FactRef, StateStores } from './types.js'
 
 export interface MemoryStateData {
@@ -51,6 +51,13 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
         guard()
         const rec = data.claims.get(key)
         return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
+      },
+      async abandonMany(items) {
+        guard()
+        for (const { key, eventId } of items) {
+          const next = decideAbandon(data.claims.get(key), eventId)
+          if (next !== undefined) data.claims.set(key, next)
+        }
       },
     },
     dedup: {

@@ -74,6 +74,15 @@ end
 return #KEYS
 `)
 
+// abandon: the claim keeps its event id, its lease ends now ('t' 0), so the next claim takes over
+const ABANDON = new RedisScript('abandon', `
+for i = 1, #KEYS do
+  local cur = redis.call('HMGET', KEYS[i], 's', 'e')
+  if cur[1] == 'p' and cur[2] == ARGV[i] then redis.call('HSET', KEYS[i], 't', '0') end
+end
+return #KEYS
+`)
+
 const DEDUP = new RedisScript('dedup', `
 local out = {}
 for i = 1, #KEYS do
@@ -152,6 +161,12 @@ class RedisClaimStore implements ClaimStore {
     const [s, e, t] = await redisCall(this.client, 'claim get', (c) => c.hmget(`${this.prefix}:claim:${key}`, 's', 'e', 't'))
     if (s == null || e == null) return undefined
     return { state: s === 'c' ? 'committed' : 'pending', eventId: e, claimedAt: Number(t ?? 0) }
+  }
+
+  async abandonMany(items: { key: string; eventId: string }[]): Promise<void> {
+    for (const chunk of chunks(items)) {
+      await ABANDON.run(this.client, chunk.map((i) => `${this.prefix}:claim:${i.key}`), chunk.map((i) => i.eventId))
+    }
   }
 }
 

@@ -58,6 +58,12 @@ export function shouldRelease(cur: ClaimRecord | undefined, eventId: string): bo
   return cur !== undefined && cur.state === 'pending' && cur.eventId === eventId
 }
 
+/** abandon: a pending claim holding `eventId` keeps its id but its lease is over (claimedAt 0) */
+export function decideAbandon(cur: ClaimRecord | undefined, eventId: string): ClaimRecord | undefined {
+  if (cur === undefined || cur.state !== 'pending' || cur.eventId !== eventId) return undefined
+  return { ...cur, claimedAt: 0 }
+}
+
 /** Decide one consumed record against the first fact stored for its tuple. */
 export function decideDedup(cur: FactRef | undefined, ref: FactRef): { outcome: DedupOutcome; write?: FactRef } {
   if (cur === undefined) return { outcome: { outcome: 'first', redelivered: false }, write: ref }

@@ -33,10 +33,17 @@ export interface ClaimStore {
   claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]>
   /** mark produced; only the claim holding `eventId` is changed */
   commitMany(items: { key: string; eventId: string }[]): Promise<void>
-  /** forget a pending claim after a failed produce so a retry can claim again */
+  /** forget a pending claim after a produce that definitely did not happen, so a retry claims afresh */
   releaseMany(items: { key: string; eventId: string }[]): Promise<void>
   /** the claim under `key`, read only (GET /v1/cdp/events/{source}/{externalEventId}) */
   get(key: string): Promise<ClaimInfo | undefined>
+  /**
+   * A produce whose outcome is unknown (timeout, connection lost after the request was written):
+   * the record may be on the topic, so the claim keeps its event id, but its lease ends now, so
+   * the next request for the tuple takes it over at once and produces again under the SAME id
+   * (the consumer absorbs the repeat). Only a pending claim holding `eventId` changes.
+   */
+  abandonMany(items: { key: string; eventId: string }[]): Promise<void>
 }
 
 export interface ClaimInfo {

@@ -141,6 +141,24 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.claims.claimMany([req(key('g'), 'evt_h')], T0 + 1, LEASE), [{ outcome: 'duplicate', eventId: 'evt_g' }], 'get took nothing')
   })
 
+  void t.test('claims: abandon keeps the event id and lets the next request take over at once', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1'), req(key('b'), 'evt_2')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('b'), eventId: 'evt_2' }])
+    await stores.claims.abandonMany([{ key: key('a'), eventId: 'evt_other' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_3')], T0 + 1, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
+      'a stranger cannot abandon it')
+    await stores.claims.abandonMany([{ key: key('a'), eventId: 'evt_1' }, { key: key('b'), eventId: 'evt_2' }, { key: key('missing'), eventId: 'evt_x' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_4'), req(key('a'), 'evt_5')], T0 + 2, LEASE), [
+      { outcome: 'claimed', eventId: 'evt_1', takeover: true },
+      { outcome: 'in_flight', eventId: 'evt_1' },
+    ], 'well within the lease, the next request takes over under the original id, and holds it again')
+    t.same(await stores.claims.claimMany([req(key('b'), 'evt_6'), req(key('missing'), 'evt_7')], T0 + 3, LEASE), [
+      { outcome: 'duplicate', eventId: 'evt_2' },
+      { outcome: 'claimed', eventId: 'evt_7', takeover: false },
+    ], 'a committed claim stays committed; an unknown tuple is not created')
+  })
+
   void t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
     const { stores } = await open(t)
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
