@@ -5,7 +5,8 @@
  * by side (the order alternates per round; each round has its own consumer groups, LMDB state and
  * ClickHouse databases, so every round does the whole work):
  *   pipeline  the consumer (decode, contract check, dedup, identity, ClickHouse inserts) drains the
- *             topic: events/s from start until all N rows are visible
+ *             topic: events/s from start until all N rows are visible; once more with the writer's
+ *             inserts forced one at a time (the write step before issue 10), for the comparison
  *   decode    the decode ceiling: the same runner (consumer group, fetch, per-partition batches)
  *             with a handler that only decodes
  *   insert    the ClickHouse ceiling: chDB inserting the same N events rows (writer.insertEvents,
@@ -33,7 +34,7 @@ import { buildConsumer } from '../src/app/consumer.js'
 import { SchemaCodec } from '../src/avro/codec.js'
 import { encodeKey } from '../src/avro/key.js'
 import { newEventId, type CdpEvent } from '../src/avro/event.js'
-import { createWriter } from '../src/clickhouse/writer.js'
+import { createWriter, type ClickHouseWriter, type InsertOutcome } from '../src/clickhouse/writer.js'
 import { runMigrations } from '../src/clickhouse/migrations.js'
 import type { EventRow } from '../src/clickhouse/rows.js'
 import { ConsumerRunner, consumerOptions } from '../src/kafka/index.js'
@@ -84,13 +85,31 @@ const phaseConfig = (tag: string) => loadConfig({ overrides: {
   keys: { prefix: `benchc_${run}_${tag}` },
 } })
 
-async function pipeline(tag: string): Promise<{ rate: number; timings: Record<string, number> }> {
+/**
+ * The writer as it was before issue 10: one insert at a time (identities, merges, aliases, events
+ * one after another). Pipeline rounds with it next to rounds without show what the concurrent
+ * side-table inserts of write-step.ts gain on this machine.
+ */
+function serializeWriter(w: ClickHouseWriter): void {
+  let chain: Promise<unknown> = Promise.resolve()
+  for (const m of ['insertEvents', 'insertIdentities', 'insertMerges', 'insertProfileAliases', 'insertDeadLetters'] as const) {
+    const original = w[m].bind(w) as (rows: readonly unknown[], o?: unknown) => Promise<InsertOutcome>
+    ;(w as unknown as Record<string, unknown>)[m] = (rows: readonly unknown[], o?: unknown) => {
+      const p = chain.then(() => original(rows, o))
+      chain = p.catch(() => undefined)
+      return p
+    }
+  }
+}
+
+async function pipeline(tag: string, serial = false): Promise<{ rate: number; timings: Record<string, number> }> {
   const cfg = phaseConfig(tag)
   const res = new Resources()
   try {
     const shared = await buildShared(cfg, log, res)
     const p = await buildConsumer(shared, 'live')
     const ch = await shared.clickhouse()
+    if (serial) serializeWriter(ch.writer)
     const q = async (sql: string) => (await ch.client.query({ query: sql, format: 'TabSeparated' })).text()
     const t0 = Date.now()
     await p.start()
@@ -169,10 +188,11 @@ async function main() {
   }))
 
   // 2. rounds: pipeline, decode ceiling, insert ceiling
-  const out = { pipeline: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
+  const out = { pipeline: [] as number[], serial: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
   for (let r = 0; r < rounds; r++) {
     const phases: [string, () => Promise<void>][] = [
       ['pipeline', async () => { const x = await pipeline(`p${r}`); out.pipeline.push(x.rate); out.timings.push(x.timings) }],
+      ['pipeline, inserts one at a time', async () => { out.serial.push((await pipeline(`s${r}`, true)).rate) }],
       ['decode', async () => { out.decode.push(await decodeOnly(`d${r}`)) }],
       ['insert', async () => { out.insert.push(await insertOnly(`i${r}`, rows)) }],
     ]
@@ -181,7 +201,7 @@ async function main() {
       process.stderr.write(`round ${r + 1}: ${name}\n`)
       await phase()
     }
-    process.stderr.write(`round ${r + 1}: pipeline ${out.pipeline[r]!.toFixed(0)}, decode ${out.decode[r]!.toFixed(0)}, insert ${out.insert[r]!.toFixed(0)} events/s\n`)
+    process.stderr.write(`round ${r + 1}: pipeline ${out.pipeline[r]!.toFixed(0)}, serial inserts ${out.serial[r]!.toFixed(0)}, decode ${out.decode[r]!.toFixed(0)}, insert ${out.insert[r]!.toFixed(0)} events/s\n`)
   }
 
   // 3. end-to-end latency under load through a separate API process
@@ -222,6 +242,7 @@ async function main() {
   const ratios = {
     consumer_vs_insert: median(out.pipeline.map((x, i) => x / out.insert[i]!)),
     consumer_vs_decode: median(out.pipeline.map((x, i) => x / out.decode[i]!)),
+    consumer_vs_serial_inserts: median(out.pipeline.map((x, i) => x / out.serial[i]!)),
   }
   const steps = Object.keys(out.timings[0] ?? {})
   const share = (k: string) => median(out.timings.map((t) => t[k]! / Object.values(t).reduce((a, b) => a + b, 0)))
@@ -231,6 +252,7 @@ async function main() {
   console.log('| measure | events/s (median) | per round | ÷ ceiling (per-round median) |')
   console.log('|---|---:|---|---:|')
   console.log(`| consumer pipeline: topic -> ClickHouse | ${median(out.pipeline).toFixed(0)} | ${out.pipeline.map((x) => x.toFixed(0)).join(', ')} | ${ratios.consumer_vs_insert.toFixed(2)} of insert, ${ratios.consumer_vs_decode.toFixed(2)} of decode |`)
+  console.log(`| consumer pipeline, inserts one at a time (before issue 10) | ${median(out.serial).toFixed(0)} | ${out.serial.map((x) => x.toFixed(0)).join(', ')} | ${median(out.serial.map((x, i) => x / out.insert[i]!)).toFixed(2)} of insert |`)
   console.log(`| ceiling: consumer group + decode only | ${median(out.decode).toFixed(0)} | ${out.decode.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
   console.log(`| ceiling: chDB insertEvents of the same rows, ${config.consumer.flushMaxRows}/insert | ${median(out.insert).toFixed(0)} | ${out.insert.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
   console.log(`\nconsumer time by step (median share over rounds): ${steps.map((k) => `${k} ${(100 * share(k)).toFixed(0)}%`).join(', ')}`)
