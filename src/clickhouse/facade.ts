@@ -34,7 +34,8 @@ export async function openClickHouse(
   const database = config.clickhouse.database
   const client = createClickHouse(config)
   try {
-    const migrated = await runMigrations(client, { database, segmentable, ...(log === undefined ? {} : { log }) })
+    const cluster = config.clickhouse.cluster ?? undefined
+    const migrated = await runMigrations(client, { database, segmentable, ...(log === undefined ? {} : { log }), ...(cluster === undefined ? {} : { cluster }) })
     return { clickhouse: facadeOver(client, database), migrated }
   } catch (err) {
     await closeClickHouse(client).catch(() => undefined)

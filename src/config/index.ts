@@ -87,6 +87,8 @@ export interface Config {
     password: string | undefined
     chdbPath: string
     database: string
+    /** a ClickHouse cluster name: migrations run ON CLUSTER with Replicated* and Distributed tables (docs/SCALING.md) */
+    cluster: string | undefined
   }
   state: {
     backend: 'lmdb' | 'redis'
@@ -238,6 +240,7 @@ const schema = {
       properties: {
         url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
         chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+        cluster: { type: ['string', 'null'], pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
       },
     },
     state: {
@@ -335,7 +338,7 @@ function defaults(env: Env): Config {
       tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
-    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp' },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', cluster: undefined },
     state: {
       backend: 'lmdb',
       redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
@@ -429,7 +432,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
-      database: str('CLICKHOUSE_DATABASE'),
+      database: str('CLICKHOUSE_DATABASE'), cluster: str('CLICKHOUSE_CLUSTER'),
     },
     state: {
       // pointing at a Redis implies the shared (scale-out) state backend unless said otherwise
