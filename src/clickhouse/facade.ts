@@ -35,8 +35,10 @@ export async function openClickHouse(
   const database = config.clickhouse.database
   const client = createClickHouse(config)
   try {
+    const cluster = config.clickhouse.cluster ?? undefined
     const migrated = await runMigrations(client, {
-      database, segmentable, deadLetterTtlDays: config.clickhouse.deadLetterTtlDays, ...(log === undefined ? {} : { log }),
+      database, segmentable, deadLetterTtlDays: config.clickhouse.deadLetterTtlDays,
+      ...(log === undefined ? {} : { log }), ...(cluster === undefined ? {} : { cluster }),
     })
     // the operator's retention (TTL) per table, after the versioned migrations
     for (const c of await ensureRetention(client, database, config.retention?.tables ?? {})) {

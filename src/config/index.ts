@@ -95,6 +95,8 @@ export interface Config {
      * dead-lettered (a TTL, reconciled on every start); 0 keeps them forever
      */
     deadLetterTtlDays: number
+    /** a ClickHouse cluster name: migrations run ON CLUSTER with Replicated* and Distributed tables (docs/SCALING.md) */
+    cluster: string | undefined
   }
   state: {
     backend: 'lmdb' | 'redis'
@@ -289,6 +291,7 @@ const schema = {
         url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
         chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
         deadLetterTtlDays: { type: 'integer', minimum: 0, maximum: 36500 },
+        cluster: { type: ['string', 'null'], pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
       },
     },
     state: {
@@ -418,7 +421,7 @@ function defaults(env: Env): Config {
       tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
-    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90 },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90, cluster: undefined },
     state: {
       backend: 'lmdb',
       redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
@@ -526,7 +529,7 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     metrics: { tenantLabel: bool(env, 'CDP_METRICS_TENANT_LABEL', errors) },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
-      database: str('CLICKHOUSE_DATABASE'),
+      database: str('CLICKHOUSE_DATABASE'), cluster: str('CLICKHOUSE_CLUSTER'),
       deadLetterTtlDays: int(env, 'CLICKHOUSE_DEAD_LETTER_TTL_DAYS', errors),
     },
     state: {
