@@ -197,25 +197,7 @@ return results
 `)
 
 /** ARGV: base, then ids; replies the canonical id of each (the id itself when unknown) */
-const CANONICAL = new RedisScript('identity canonical', `
-local base = ARGV[1]
-local out = {}
-for i = 2, #ARGV do
-  local id = ARGV[i]
-  local hops = 0
-  local m = redis.call('HGET', base .. 'p:' .. id, 'm')
-  while m do
-    id = m
-    hops = hops + 1
-    if hops > 64 then error('identity graph: merge chain too long at ' .. id) end
-    m = redis.call('HGET', base .. 'p:' .. id, 'm')
-  end
-  out[#out + 1] = id
-end
-return out
-`)
-
-/** a tolerant canonical walk for the erasure scripts: a missing profile ends the walk there */
+/** the canonical walk along merge links (a missing profile ends it there), for every script that needs it */
 const WALK = `
 local function walk(base, id)
   local hops = 0
@@ -229,6 +211,14 @@ local function walk(base, id)
   return id
 end
 `
+
+const CANONICAL = new RedisScript('identity canonical', `${WALK}
+local base = ARGV[1]
+local out = {}
+for i = 2, #ARGV do out[#out + 1] = walk(base, ARGV[i]) end
+return out
+`)
+
 
 /** ARGV: base, then identity keys (TYPE:value); replies the canonical profiles and the ids merged into them */
 const PROFILES_OF = new RedisScript('identity profiles', `${WALK}

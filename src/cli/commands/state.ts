@@ -12,6 +12,7 @@ import { Resources } from '../../app/resources.js'
 import { buildShared } from '../../app/shared.js'
 import { buildConsumer } from '../../app/consumer.js'
 import type { Command, Out } from '../command.js'
+import { topicRecords, untilCaughtUp } from '../catch-up.js'
 
 export const stateCommand: Command = {
   name: 'state',
@@ -47,27 +48,17 @@ export async function rebuildState(config: Readonly<Config>, out: Out, opts: { p
     const admin = new KafkaAdmin(shared.kafka)
     res.add('rebuild-admin', () => admin.close())
     const offsets = await admin.topicOffsets(config.kafka.topic)
-    const total = offsets.reduce((s, p) => s + Number(p.high - p.low), 0)
+    const total = topicRecords(offsets)
     out(`state rebuild: ${total} records on ${offsets.length} partitions of ${config.kafka.topic} into the ${config.state.backend} state store (group ${groupId})`)
     const runner = new ConsumerRunner(shared.kafka, consumerOptions(config, groupId), rebuild, log)
     res.add('rebuild-consumer', () => runner.stop())
-    const t0 = Date.now()
     await runner.start()
-    const caughtUp = async () => {
-      const committed = await admin.groupOffsets(groupId, config.kafka.topic)
-      return offsets.every((p) => p.high === 0n || (committed.get(p.partition) ?? -1n) >= p.high)
-    }
-    for (;;) {
-      await new Promise((r) => setTimeout(r, opts.progressEveryMs ?? 1000))
-      const secs = (Date.now() - t0) / 1000
-      const done = rebuild.totals.records
-      const rate = done / Math.max(secs, 0.001)
-      const left = Math.max(0, total - done)
-      const eta = rate > 0 ? `${Math.ceil(left / rate)} s` : '?'
-      out(`state rebuild: ${done}/${total} records, ${rate.toFixed(0)} records/s, ETA ${eta}; ${fmt(rebuild.totals)}`)
-      if (await caughtUp()) break
-    }
-    out(`state rebuild: done in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${fmt(rebuild.totals)}; ${consumer.processor.totals.written} facts ClickHouse lacked written`)
+    const secs = await untilCaughtUp({
+      admin, groupId, topic: config.kafka.topic, offsets, out, handled: () => rebuild.totals.records,
+      ...(opts.progressEveryMs === undefined ? {} : { everyMs: opts.progressEveryMs }),
+      line: ({ done, total, rate, eta }) => `state rebuild: ${done}/${total} records, ${rate.toFixed(0)} records/s, ETA ${eta}; ${fmt(rebuild.totals)}`,
+    })
+    out(`state rebuild: done in ${secs.toFixed(1)} s; ${fmt(rebuild.totals)}; ${consumer.processor.totals.written} facts ClickHouse lacked written`)
     await admin.deleteGroup(groupId).catch(() => undefined)
     return 0
   } finally {
