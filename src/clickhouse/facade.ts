@@ -36,12 +36,16 @@ export async function openClickHouse(
   const client = createClickHouse(config)
   try {
     const cluster = config.clickhouse.cluster ?? undefined
+    // dead letters keep clickhouse.deadLetterTtlDays unless retention.tables names dead_letters:
+    // one setting decides a table's TTL at each start, never two that undo each other
+    const tables = config.retention?.tables ?? {}
+    const deadLetterTtlDays = Object.hasOwn(tables, 'dead_letters') ? undefined : config.clickhouse.deadLetterTtlDays
     const migrated = await runMigrations(client, {
-      database, segmentable, deadLetterTtlDays: config.clickhouse.deadLetterTtlDays,
+      database, segmentable, ...(deadLetterTtlDays === undefined ? {} : { deadLetterTtlDays }),
       ...(log === undefined ? {} : { log }), ...(cluster === undefined ? {} : { cluster }),
     })
     // the operator's retention (TTL) per table, after the versioned migrations
-    for (const c of await ensureRetention(client, database, config.retention?.tables ?? {})) {
+    for (const c of await ensureRetention(client, database, tables)) {
       log?.info({ database, table: c.table, days: c.days }, 'ClickHouse retention applied')
     }
     return { clickhouse: facadeOver(client, database), migrated }

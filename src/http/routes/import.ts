@@ -24,6 +24,7 @@ import { importNdjson, type ImportSummary } from '../../ingest/import.js'
 import type { KeyVerifier } from '../../auth/keys.js'
 import { chargeKey, requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
+import { errorResponse, frontDoorResponses, keyResponses, requestTimeout, retryAfter, tooLarge } from '../openapi/responses.js'
 
 export const NDJSON = 'application/x-ndjson'
 
@@ -66,7 +67,15 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
         'decompression per request. ?source=S sets the source of lines that have none.',
       querystring: { type: 'object', additionalProperties: false, properties: { source: { type: 'string', minLength: 1, maxLength: 256 } } },
       consumes: [NDJSON],
-      response: { 200: { description: 'NDJSON: one result per line, then the summary line', type: 'string' } },
+      response: {
+        200: { description: 'NDJSON: one result per line, then the summary line', type: 'string' },
+        ...frontDoorResponses,
+        ...keyResponses,
+        ...requestTimeout,
+        ...tooLarge(h.importBodyLimitBytes),
+        422: errorResponse('validation_failed: the query string (source) is invalid, or the import has more than importMaxLines lines'),
+        429: errorResponse('rate_limited: events per key or per tenant (charged per line), or failing requests per client address; wait Retry-After seconds', retryAfter),
+      },
     },
   }, async (request, reply) => {
     const key = request.apiKey!
