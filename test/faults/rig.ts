@@ -4,11 +4,12 @@
  * processes it starts. Everything it starts is stopped by `close()`.
  */
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { clickhouseReader, Ledger, type LedgerOptions, type Reconciliation } from './ledger.js'
-import { brokers, redisUrl, registryUrl, ROOT, spawnCdp, STACK, stopProc, httpOk, waitUntil, writeJson, type Proc } from './stack.js'
+import { brokers, redisUrl, registryUrl, ROOT, spawnCdp, spawnNode, STACK, stopProc, httpOk, waitUntil, writeJson, type Proc } from './stack.js'
 
 let nextPort = STACK.basePort
 export const allocPort = () => nextPort++
@@ -47,6 +48,8 @@ export class Rig {
   gateway: Proc | undefined
   readonly gatewayPort = allocPort()
   readonly gatewayUrl = `http://127.0.0.1:${this.gatewayPort}`
+  /** the gateway's password for this scenario (CLICKHOUSE_PASSWORD): one token across its restarts */
+  readonly gatewayToken = randomBytes(24).toString('base64url')
   private procs: Proc[] = []
   private closers: (() => Promise<void>)[] = []
   private ch: ClickHouseClient | undefined
@@ -81,6 +84,7 @@ export class Rig {
       KAFKA_DLQ_TOPIC: `${this.topic}.dlq`,
       KAFKA_CONSUMER_GROUP: this.group,
       CLICKHOUSE_URL: o.clickhouseUrl ?? this.gatewayUrl,
+      CLICKHOUSE_PASSWORD: this.gatewayToken,
       LOG_LEVEL: 'info',
       ...(port !== undefined ? { CDP_PORT: String(port) } : {}),
       ...(o.redis === true ? { REDIS_URL: redisUrl(), STATE_BACKEND: 'redis' } : { STATE_BACKEND: 'lmdb' }),
@@ -89,8 +93,10 @@ export class Rig {
   }
 
   async startGateway(): Promise<void> {
-    const g = spawnCdp('gateway', ['clickhouse-gateway', '--port', String(this.gatewayPort), '--path', join(this.dir, 'chdb')],
-      { CDP_DATA_DIR: join(this.dir, 'data', 'gateway'), LOG_LEVEL: 'warn' }, this.dir)
+    // the project's gateway with the scenario's token (test/faults/gateway-proc.ts), not `cdp
+    // clickhouse-gateway`, which makes a new token at every start
+    const g = spawnNode('gateway', ['--import', 'tsx', join(ROOT, 'test/faults/gateway-proc.ts'), String(this.gatewayPort), join(this.dir, 'chdb')],
+      { FAULTS_GATEWAY_TOKEN: this.gatewayToken }, this.dir)
     this.gateway = g
     this.procs.push(g)
     await waitUntil('the ClickHouse gateway', () => { if (!g.alive()) throw new Error(g.output()); return httpOk(`${this.gatewayUrl}/ping`) }, 30_000)
@@ -99,7 +105,7 @@ export class Rig {
   async stopGateway(): Promise<void> { if (this.gateway !== undefined) await stopProc(this.gateway) }
 
   clickhouse(): ClickHouseClient {
-    this.ch ??= clickhouseReader(this.gatewayUrl)
+    this.ch ??= clickhouseReader(this.gatewayUrl, this.gatewayToken)
     return this.ch
   }
 

@@ -7,7 +7,7 @@ import kafkajs from 'kafkajs'
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import type { Ledger, LoadOptions } from './ledger.js'
-import { startProxy } from './proxy.js'
+import { startHttpProxy, startProxy } from './proxy.js'
 import { allocPort, type Rig } from './rig.js'
 import { brokers, registryUrl, httpOk, signalService, sleep, stackCmd, stopProc, waitGone, waitUntil, type Proc } from './stack.js'
 
@@ -234,7 +234,8 @@ export const SCENARIOS: Scenario[] = [
     ci: true,
     what: 'the consumer reaches ClickHouse through the proxy: 300 ms delay per chunk for 8 s, then 30% of answers reset after the insert executed for 10 s',
     async run(rig) {
-      const proxy = await startProxy({ port: rig.gatewayPort })
+      // HTTP-aware: the gateway refuses a Host header naming another port than its own
+      const proxy = await startHttpProxy({ port: rig.gatewayPort })
       rig.onClose(() => proxy.close())
       const { key, port } = await single(rig, { clickhouseUrl: proxy.url })
       const ledger = rig.ledger(() => [url(port)], key)
