@@ -24,7 +24,7 @@ if (unknown.length > 0) {
   console.error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`)
   process.exit(2)
 }
-if (!existsSync(join(ROOT, 'dist/cli/main.js'))) {
+if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) {
   console.error('dist/ is missing: run `npm run build` first (the scenarios run node bin/cdp.js)')
   process.exit(2)
 }
