@@ -4,7 +4,7 @@
  * written into the notes (they are observations, not assertions).
  */
 import kafkajs from 'kafkajs'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync } from 'node:fs'
 import type { Ledger, LoadOptions } from './ledger.js'
 import { startHttpProxy, startProxy } from './proxy.js'
@@ -371,13 +371,23 @@ async function topicRecords(rig: Rig): Promise<number> {
 
 const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
 
+/** clock-skew needs Debian's libfaketime: installed here when missing and the suite runs as root */
+function ensureFaketime(): void {
+  if (existsSync(FAKETIME_LIB)) return
+  if (process.getuid?.() === 0) {
+    const apt = (...a: string[]) => spawnSync('apt-get', a, { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 300_000 }).status === 0
+    if (!apt('install', '-y', '--no-install-recommends', 'libfaketime')) { apt('update'); apt('install', '-y', '--no-install-recommends', 'libfaketime') }
+  }
+  if (!existsSync(FAKETIME_LIB)) throw new Error(`libfaketime is not installed (${FAKETIME_LIB}; Debian package libfaketime; the suite installs it when it runs as root)`)
+}
+
 SCENARIOS.push(
   {
     name: 'clock-skew',
     ci: false,
     what: 'scale-out, two APIs sharing Redis, one of them running 2 minutes ahead (libfaketime, FAKETIME=+2m); every request goes to both at once, as in two-apis',
     async run(rig) {
-      if (!existsSync(FAKETIME_LIB)) throw new Error(`libfaketime is not installed (${FAKETIME_LIB}; Debian package libfaketime)`)
+      ensureFaketime()
       const key = rig.createKey({ redis: true })
       await rig.serve('consumer-a', { role: 'consumer', redis: true })
       const p0 = allocPort(); const p1 = allocPort()
