@@ -56,9 +56,10 @@ export class Rig {
   private baseConfig: Record<string, unknown>
   private lastConsumer: { name: string; o: ServeOptions } | undefined
 
-  constructor(readonly name: string, runDir: string) {
+  /** `run` numbers repeats of one scenario in a run (their logs go to <name>-<run>/) */
+  constructor(readonly name: string, runDir: string, run = 0) {
     this.id = `${name.replace(/[^a-z0-9]/g, '')}${Date.now().toString(36)}`
-    this.dir = join(runDir, name)
+    this.dir = join(runDir, run === 0 ? name : `${name}-${run + 1}`)
     rmSync(this.dir, { recursive: true, force: true })
     mkdirSync(this.dir, { recursive: true })
     this.topic = `faults.${this.id}.events`
