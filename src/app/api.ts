@@ -3,13 +3,19 @@
  * verifier, readiness, and the Fastify app (not listening; serve.ts listens).
  */
 import type { FastifyInstance } from 'fastify'
-import { IngestService } from '../ingest/service.js'
+import { IngestService, type ItemResult } from '../ingest/service.js'
+import type { Metrics } from '../observability/metrics.js'
 import { validateIdentity } from '../identity/normalize.js'
 import { KeyVerifier } from '../auth/keys.js'
-import { KafkaAdmin } from '../kafka/index.js'
 import { buildApp } from '../http/app.js'
 import type { QueryRunner } from '../http/routes/query.js'
+import { CdpError } from '../errors.js'
+import { DeadLetterTables } from '../clickhouse/index.js'
+import { eventStatus } from '../pipeline/event-status.js'
+import { Redriver } from '../pipeline/redrive.js'
+import type { MetricsSource } from '../http/routes/ops.js'
 import type { Shared } from './shared.js'
+import { combineChecks, dependencyChecks, type Checks } from './readiness.js'
 
 export interface Api {
   app: FastifyInstance
@@ -18,17 +24,30 @@ export interface Api {
   readiness: () => Promise<Record<string, boolean>>
 }
 
+const ERROR_OUTCOME = { validation_failed: 'invalid', idempotency_conflict: 'conflict', forbidden: 'forbidden' } as const
+
+/** an item's outcome for cdp_events_total; an invalid item by its first problem's code (a fixed set) */
+function countResult(metrics: Metrics, tenant: string, r: ItemResult): void {
+  if (r.status !== 'error') { metrics.event(tenant, r.status); return }
+  metrics.event(tenant, ERROR_OUTCOME[r.error_code], r.error_code === 'validation_failed' ? r.details?.[0]?.code ?? r.error_code : r.error_code)
+}
+
 export interface ApiOptions {
   /** the analyst query runner, when this process owns ClickHouse (role all) */
   query?: QueryRunner
+  /**
+   * this process owns ClickHouse (role all): event status reads it and the dead-letter routes
+   * are served. Without it they are served only when CLICKHOUSE_URL names a server.
+   */
+  ownsClickHouse?: boolean
+  /** more /readyz checks: ClickHouse and consumer progress where this process runs the consumer (role all) */
+  readiness?: () => Promise<Checks>
+  /** what GET /metrics answers; default this process's registry (a cluster worker asks the primary) */
+  metrics?: MetricsSource
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | false> {
-  let timer: NodeJS.Timeout | undefined
-  try {
-    return await Promise.race([p, new Promise<false>((r) => { timer = setTimeout(() => r(false), ms) })])
-  } finally { clearTimeout(timer) }
-}
+const noClickHouse = () => new CdpError('clickhouse_unavailable',
+  'this process does not read ClickHouse (--role api over embedded chDB): ask the process running the consumer, or set CLICKHOUSE_URL')
 
 export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<Api> {
   const { config, log, res, stores, codec, producer } = shared
@@ -39,20 +58,45 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     claims: stores.claims,
     encode: (e) => codec.encode(e),
     send: (m) => producer.send(m),
+    onResults: (caller, results) => { for (const r of results) countResult(shared.metrics, caller.tenant, r) },
   })
   const keys = new KeyVerifier(stores.keys, 1000, Date.now, config.http.keyNegativeCacheMs)
-  const admin = new KafkaAdmin(shared.kafka)
-  res.add('kafka-admin', () => admin.close())
-  const readiness = async () => {
-    const registryOk = (async () => {
-      try { await codec.registry.getLatestSchemaId(`${config.kafka.topic}-value`); return true } catch { return false }
-    })()
-    const [k, r, s] = await Promise.all([
-      withTimeout(admin.probe(config.kafka.topic), 2000), withTimeout(registryOk, 2000), withTimeout(stores.ping(), 2000),
-    ])
-    return { kafka: k === true, schemaRegistry: r === true, stateStore: s === true }
-  }
-  const app = await buildApp(config, { ingest, keys, readiness, logger: log, ...(opts.query ? { query: opts.query } : {}) })
+  const deps = dependencyChecks(shared)
+  const readiness = opts.readiness === undefined ? deps : combineChecks(deps, opts.readiness)
+  shared.metrics.countClaimsWith(() => ingest.claimsInFlight)
+  // embedded chDB belongs to one process: an API-only process over it answers status from the claim
+  const readsClickHouse = opts.ownsClickHouse === true || config.clickhouse.url !== undefined
+  const tables = async () => { const ch = await shared.clickhouse(); return new DeadLetterTables(ch.client, ch.database) }
+  const status = (tenant: string, source: string, externalEventId: string) => eventStatus({
+    claim: (key) => stores.claims.get(key),
+    ...(readsClickHouse ? {
+      tables: {
+        storedFact: async (...a: [string, string, string]) => (await tables()).storedFact(...a),
+        latestDeadLetter: async (t: string, k: string) => (await tables()).latestDeadLetter(t, k),
+      },
+    } : {}),
+    decode: async (value) => { const r = await codec.decode(value); return r.ok ? r.event : undefined },
+  }, tenant, source, externalEventId)
+  const redriver = new Redriver({
+    tables: {
+      pending: async (f, limit) => (await tables()).pending(f, limit),
+      pendingCount: async (f) => (await tables()).pendingCount(f),
+      recordRedrives: async (l, id) => (await tables()).recordRedrives(l, id),
+    },
+    produce: (messages) => producer.send(config.kafka.topic, messages).done,
+    partitions: shared.partitions,
+    log,
+  })
+  const deadLetters = readsClickHouse
+    ? { list: async (f: Parameters<DeadLetterTables['list']>[0], limit: number) => (await tables()).list(f, limit), redrive: (r: Parameters<Redriver['run']>[0]) => redriver.run(r) }
+    : {
+      list: () => Promise.reject(noClickHouse()),
+      redrive: () => Promise.reject(noClickHouse()),
+    }
+  const app = await buildApp(config, {
+    ingest, keys, readiness, logger: log, status, deadLetters, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}),
+    metrics: opts.metrics ?? (() => shared.metrics.text()), observeRequest: shared.metrics.request,
+  })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes
   res.add('http', () => app.close())
   return { app, ingest, keys, readiness }

@@ -7,11 +7,15 @@
 import { createIdentityGraph } from '../identity/index.js'
 import { partitionFor } from '../avro/partition.js'
 import { analystQueryRunner } from '../clickhouse/index.js'
-import { ConsumerRunner, consumerOptions, fetchRecords, type TopicMessage } from '../kafka/index.js'
+import { ConsumerRunner, KafkaAdmin, consumerOptions, fetchRecords, type TopicMessage } from '../kafka/index.js'
+import type { ClickHouseWriter } from '../clickhouse/writer.js'
+import type { Metrics } from '../observability/metrics.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from '../pipeline/processor.js'
 import { createIdentityStep } from '../pipeline/identity-step.js'
 import type { Shared } from './shared.js'
+import { ConsumerHealth } from './consumer-health.js'
+import { withTimeout, type Checks } from './readiness.js'
 
 export type ConsumerMode = 'live' | 'replay'
 
@@ -20,6 +24,10 @@ export interface Consumer {
   runner: ConsumerRunner
   /** read-only SQL over this process's ClickHouse (POST /v1/cdp/query, tests) */
   query: QueryRunner
+  /** lag per partition and the stall check (refreshed while the consumer runs) */
+  health: ConsumerHealth
+  /** the consumer's own /readyz checks: ClickHouse answers, the consumer is in its group, no stalled partition */
+  readiness(): Promise<Checks>
   /** joins the consumer group; the runner stops when `shared.res` closes */
   start(): Promise<void>
 }
@@ -32,6 +40,7 @@ export interface ConsumerOptions {
 export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: ConsumerOptions = {}): Promise<Consumer> {
   const { config, log, res, producer } = shared
   const clickhouse = await shared.clickhouse()
+  const { metrics } = shared
   const graph = await createIdentityGraph(config)
   res.add('identity-graph', () => graph.close())
 
@@ -65,8 +74,9 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     checkContract: shared.checkContract,
     segmentable: shared.contracts.segmentableColumns(),
     dedup: shared.stores.dedup,
-    identity: createIdentityStep(graph, config, log),
-    writer: clickhouse.writer,
+    identity: createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }),
+    writer: meteredWriter(clickhouse.writer, metrics),
+    observe: (o) => metrics.consumed(o.records, o.skipped, o.deadLetters),
     existingFacts: (tuples) => clickhouse.existingFacts(tuples),
     publishDeadLetters,
     reassert,
@@ -75,15 +85,64 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   // registered after ClickHouse, so it closes before it: kills the analyst queries in flight and
   // closing chDB never waits on one (the HTTP route also cancels them before the listener drains)
   res.add('analyst-queries', () => analyst.cancelAll())
-  const runner = new ConsumerRunner(shared.kafka, consumerOptions(config, opts.groupId), processor, log)
+  const groupId = opts.groupId ?? config.kafka.consumerGroup
+  let health: ConsumerHealth | undefined
+  const runner = new ConsumerRunner(shared.kafka, {
+    ...consumerOptions(config, groupId),
+    onCommit: (partition, next) => { metrics.committed(); health?.committed(partition, next) },
+  }, processor, log)
+  const admin = new KafkaAdmin(shared.kafka)
+  res.add('consumer-offsets', () => admin.close())
+  health = new ConsumerHealth({
+    offsets: async () => {
+      const [topic, committed] = await Promise.all([admin.topicOffsets(config.kafka.topic), admin.groupOffsets(groupId, config.kafka.topic)])
+      return { end: new Map(topic.map((p) => [p.partition, p.high])), start: new Map(topic.map((p) => [p.partition, p.low])), committed }
+    },
+    assignment: () => runner.assignment,
+    setLag: (lag) => metrics.setLag(lag),
+    setStalled: (s) => metrics.setStalled(s),
+    stallAfterMs: config.consumer.stallAfterMs,
+    intervalMs: config.consumer.lagIntervalMs,
+    onError: (err) => log.debug({ err: (err as Error).message }, 'cannot read consumer offsets for the lag gauge'),
+  })
+  const h = health
+  const readiness = async (): Promise<Checks> => {
+    const ping = await withTimeout(clickhouse.ping(), 2000)
+    // consumer: a kafkajs consumer is in the group (false while the runner rejoins after a crash)
+    return { clickhouse: ping !== false && ping.ok, consumer: runner.healthy, consumerProgress: h.stalledPartitions().length === 0 }
+  }
   let started = false
   return {
-    processor, runner, query: analyst,
+    processor, runner, query: analyst, health: h, readiness,
     start: async () => {
       if (started) return
       started = true
       res.add('consumer', () => runner.stop())
+      // registered after the runner: stops refreshing before the runner and the admin close
+      res.add('consumer-health', () => h.stop())
+      metrics.consumerStarted()
       await runner.start()
+      h.start()
     },
+  }
+}
+
+/** the writer, timed per table; events rows also feed the written count and end-to-end latency */
+function meteredWriter(w: ClickHouseWriter, metrics: Metrics): ClickHouseWriter {
+  const timed = <R extends { length: number }, T>(table: string, insert: (rows: R, o: T) => Promise<{ rows: number }>, after?: (rows: R) => void) =>
+    async (rows: R, o: T) => {
+      const t0 = performance.now()
+      const out = await insert(rows, o)
+      metrics.inserted(table, rows.length, (performance.now() - t0) / 1000)
+      after?.(rows)
+      return out
+    }
+  return {
+    insertEvents: timed('events', (r, o) => w.insertEvents(r, o), (rows) =>
+      metrics.eventsStored(rows.map((r) => ({ tenant: r.tenant, receivedAtMs: Date.parse(String(r.received_at)) })))),
+    insertIdentities: timed('identities', (r, o) => w.insertIdentities(r, o)),
+    insertMerges: timed('profile_merges', (r, o) => w.insertMerges(r, o)),
+    insertProfileAliases: timed('profile_aliases', (r, o) => w.insertProfileAliases(r, o)),
+    insertDeadLetters: timed('dead_letters', (r, o) => w.insertDeadLetters(r, o)),
   }
 }

@@ -10,12 +10,17 @@ import { Resources } from './resources.js'
 import { buildShared } from './shared.js'
 import { buildApi } from './api.js'
 import { buildConsumer } from './consumer.js'
+import { buildOpsApp } from '../http/ops-app.js'
+import { isClusterWorker, workerMetrics } from './cluster.js'
+import { combineChecks, dependencyChecks } from './readiness.js'
 
 export const ROLES = ['all', 'api', 'consumer'] as const
 export type Role = (typeof ROLES)[number]
 
 export interface Running {
   app?: FastifyInstance
+  /** role consumer: /healthz, /readyz and /metrics on consumer.httpPort */
+  opsApp?: FastifyInstance
   /** drains and closes everything; safe to call twice */
   close(): Promise<void>
 }
@@ -23,6 +28,7 @@ export interface Running {
 export async function serve(config: Readonly<Config>, role: Role, log: Logger = createLogger(config)): Promise<Running> {
   const res = new Resources()
   let app: FastifyInstance | undefined
+  let opsApp: FastifyInstance | undefined
   try {
     const shared = await buildShared(config, log, res)
     // the consumer owns ClickHouse; with role all the API's query route runs over the same
@@ -31,8 +37,19 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
       await consumer.start()
       log.info({ topic: config.kafka.topic, group: config.kafka.consumerGroup }, 'consumer running')
     }
+    if (consumer !== undefined && role === 'consumer') {
+      opsApp = await buildOpsApp({
+        readiness: combineChecks(dependencyChecks(shared), consumer.readiness), metrics: () => shared.metrics.text(),
+        readinessIntervalMs: config.http.readinessIntervalMs, logger: log, observeRequest: shared.metrics.request,
+      })
+      res.add('ops-http', () => opsApp!.close())
+      await opsApp.listen({ host: config.http.host, port: config.consumer.httpPort })
+      log.info({ host: config.http.host, port: config.consumer.httpPort }, 'consumer health and metrics listening')
+    }
     if (role !== 'consumer') {
-      app = (await buildApi(shared, consumer === undefined ? {} : { query: consumer.query })).app
+      // a cluster worker's /metrics answers for every worker (cluster.ts)
+      const metrics = isClusterWorker() ? { metrics: workerMetrics(shared.metrics.registry) } : {}
+      app = (await buildApi(shared, consumer === undefined ? metrics : { ...metrics, query: consumer.query, readiness: consumer.readiness, ownsClickHouse: true })).app
       await app.listen({ host: config.http.host, port: config.http.port })
       log.info({ host: config.http.host, port: config.http.port, role }, 'cdp ingest API listening')
     }
@@ -41,7 +58,7 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
     throw err
   }
   let closing: Promise<void> | undefined
-  return { ...(app ? { app } : {}), close: () => (closing ??= res.close(log)) }
+  return { ...(app ? { app } : {}), ...(opsApp ? { opsApp } : {}), close: () => (closing ??= res.close(log)) }
 }
 
 export function installSignalHandlers(close: () => Promise<void>, log: Logger): void {

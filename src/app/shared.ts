@@ -6,6 +6,7 @@
  */
 import type { Config } from '../config/index.js'
 import type { Logger } from '../observability/logger.js'
+import { Metrics } from '../observability/metrics.js'
 import { loadContracts, type ContractRegistry } from '../contracts/registry.js'
 import { contractChecker, type ContractChecker } from '../contracts/check.js'
 import { createStateStores, type StateStores } from '../state/index.js'
@@ -24,6 +25,8 @@ export interface Shared {
   kafka: KafkaClient
   codec: SchemaCodec
   producer: BatchingProducer
+  /** this process's Prometheus registry and the callbacks that feed it */
+  metrics: Metrics
   /** the events topic's partition count as the broker reports it (keys are placed with it) */
   partitions: number
   /** opened (and migrated) on the first call; later calls get the same */
@@ -32,6 +35,7 @@ export interface Shared {
 
 /** Fails fast, naming the dependency, when one is unreachable. */
 export async function buildShared(config: Readonly<Config>, log: Logger, res: Resources): Promise<Shared> {
+  const metrics = new Metrics(config)
   const contracts = loadContracts(config.contracts.dir)
   const stores = await createStateStores(config)
   res.add('state', () => stores.close())
@@ -39,7 +43,7 @@ export async function buildShared(config: Readonly<Config>, log: Logger, res: Re
   const { partitions } = await ensureTopics(kafka, config)
   const codec = new SchemaCodec(config.schemaRegistry)
   await codec.init(config.kafka.topic)
-  const producer = new BatchingProducer(kafka, producerOptions(config), log)
+  const producer = new BatchingProducer(kafka, { ...producerOptions(config), onBatch: metrics.produceBatch }, log)
   await producer.connect().catch((err: unknown) => { throw kafkaError(err, `cannot connect a producer to ${config.kafka.brokers.join(',')}`) })
   res.add('producer', () => producer.close())
 
@@ -50,7 +54,7 @@ export async function buildShared(config: Readonly<Config>, log: Logger, res: Re
   ))
 
   return {
-    config, log, res, contracts, stores, kafka, codec, producer, partitions,
+    config, log, res, contracts, stores, kafka, codec, producer, partitions, metrics,
     checkContract: contractChecker(contracts, { maxStringLength: config.validation.maxStringLength }),
     clickhouse: openOnce,
   }

@@ -10,8 +10,10 @@ import type { ApiKeyRecord, KeyStore } from '../state/types.js'
 /**
  * query:read: analyst SQL over the key's own tenant, PII masked. query:all: across tenants (an
  * operator key; only the CLI creates keys). pii:read: identity values and pii properties raw.
+ * events:read: the status of the tenant's own events (GET /v1/cdp/events/{source}/{id}).
+ * dlq:manage: list and redrive dead letters of every tenant (an operator key, `cdp dlq`).
  */
-export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read'] as const
+export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read', 'events:read', 'dlq:manage'] as const
 export type Permission = (typeof PERMISSIONS)[number]
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'

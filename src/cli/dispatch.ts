@@ -12,9 +12,12 @@ import { contractsCommandDef } from './commands/contracts.js'
 import { queryCommand } from './commands/query.js'
 import { replayCommand } from './commands/replay.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
+import { dlqCommand } from './commands/dlq.js'
+import { tailCommand } from './commands/tail.js'
 
 export const COMMANDS: readonly Command[] = [
   serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, clickhouseGatewayCommand,
+  dlqCommand, tailCommand,
 ]
 
 function overview(out: Out): void {

@@ -34,7 +34,9 @@ export async function openClickHouse(
   const database = config.clickhouse.database
   const client = createClickHouse(config)
   try {
-    const migrated = await runMigrations(client, { database, segmentable, ...(log === undefined ? {} : { log }) })
+    const migrated = await runMigrations(client, {
+      database, segmentable, deadLetterTtlDays: config.clickhouse.deadLetterTtlDays, ...(log === undefined ? {} : { log }),
+    })
     return { clickhouse: facadeOver(client, database), migrated }
   } catch (err) {
     await closeClickHouse(client).catch(() => undefined)

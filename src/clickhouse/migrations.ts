@@ -156,7 +156,32 @@ export const MIGRATIONS: readonly Migration[] = [
       `,
     ],
   },
+  {
+    version: 2,
+    name: 'dead_letter_redrives (cdp dlq redrive: each dead letter re-submitted at most once)',
+    statements: (db) => [
+      // one row per dead letter re-submitted to the events topic, keyed like the dead letter's
+      // record position; `cdp dlq redrive` skips dead letters found here
+      `
+      CREATE TABLE IF NOT EXISTS ${db}.dead_letter_redrives
+      (
+          topic            LowCardinality(String),
+          kafka_partition  UInt32,
+          kafka_offset     UInt64,
+          tenant           Nullable(String),
+          reason_code      LowCardinality(String),
+          redrive_id       String,
+          redriven_at      DateTime64(3, 'UTC') DEFAULT now64(3)
+      )
+      ENGINE = ReplacingMergeTree
+      ORDER BY (topic, kafka_partition, kafka_offset)
+      `,
+    ],
+  },
 ]
+
+/** tables whose rows expire after `deadLetterTtlDays`, and the time column each is aged by */
+const DEAD_LETTER_TTL_TABLES = [['dead_letters', 'dead_lettered_at'], ['dead_letter_redrives', 'redriven_at']] as const
 
 /** Base columns of `events` a segmentable column may not shadow. */
 export const EVENT_BASE_COLUMNS: ReadonlySet<string> = new Set([
@@ -186,6 +211,12 @@ export interface MigrateOptions {
   database: string
   /** segmentable contract properties (from the contracts registry) */
   segmentable?: readonly SegmentableColumn[]
+  /**
+   * days after which dead letters (and their redrive records) are deleted; 0: never. Reconciled
+   * on every start (ALTER TABLE MODIFY TTL / REMOVE TTL), so a changed setting applies at the
+   * next start. Undefined leaves the tables' TTL as it is.
+   */
+  deadLetterTtlDays?: number
   /** told once per change this run makes (a version applied, a column added, the view recreated) */
   log?: Pick<Logger, 'info'>
 }
@@ -247,6 +278,12 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
 
   const addedColumns = await ensureSegmentableColumns(client, opts.database, opts.segmentable ?? [])
   const viewRecreated = await ensureEventsResolved(client, opts.database)
+  if (opts.deadLetterTtlDays !== undefined) {
+    for (const [table, column] of DEAD_LETTER_TTL_TABLES) {
+      const changed = await ensureTtlDays(client, opts.database, table, column, opts.deadLetterTtlDays)
+      if (changed) opts.log?.info({ database: opts.database, table, ttlDays: opts.deadLetterTtlDays }, 'ClickHouse table TTL changed')
+    }
+  }
   for (const column of addedColumns) opts.log?.info({ database: opts.database, column }, 'ClickHouse typed column added to events')
   if (viewRecreated) opts.log?.info({ database: opts.database }, 'ClickHouse view events_resolved (re)created')
   return { applied, addedColumns, viewRecreated }
@@ -315,6 +352,30 @@ async function ensureEventsResolved(client: ClickHouseClient, database: string):
     await client.command({ query: eventsResolvedView(quoteIdent(database)) })
   } catch (err) {
     throw clickHouseError(err, 'creating events_resolved')
+  }
+  return true
+}
+
+/** the TTL of `table` in whole days as its engine reads (undefined: none, or not in days) */
+export async function tableTtlDays(client: ClickHouseClient, database: string, table: string): Promise<number | undefined> {
+  const rows = await select<{ engine_full: string }>(client,
+    'SELECT engine_full FROM system.tables WHERE database = {db:String} AND name = {t:String}', { db: database, t: table })
+  const m = /\bTTL\b.*?toIntervalDay\((\d+)\)/.exec(rows[0]?.engine_full ?? '')
+  return m === null ? undefined : Number(m[1])
+}
+
+/** sets (or removes, for 0) the TTL of `table`; true when it changed anything */
+async function ensureTtlDays(client: ClickHouseClient, database: string, table: string, column: string, days: number): Promise<boolean> {
+  const current = await tableTtlDays(client, database, table)
+  if ((days === 0 && current === undefined) || current === days) return false
+  const target = `${quoteIdent(database)}.${quoteIdent(table)}`
+  const query = days === 0
+    ? `ALTER TABLE ${target} REMOVE TTL`
+    : `ALTER TABLE ${target} MODIFY TTL toDateTime(${quoteIdent(column)}) + INTERVAL ${Math.trunc(days)} DAY`
+  try {
+    await client.command({ query })
+  } catch (err) {
+    throw clickHouseError(err, `setting the TTL of ${table}`)
   }
   return true
 }

@@ -87,6 +87,11 @@ export interface Config {
     password: string | undefined
     chdbPath: string
     database: string
+    /**
+     * dead_letters rows (and their redrive records) are deleted this many days after they were
+     * dead-lettered (a TTL, reconciled on every start); 0 keeps them forever
+     */
+    deadLetterTtlDays: number
   }
   state: {
     backend: 'lmdb' | 'redis'
@@ -117,6 +122,16 @@ export interface Config {
     flushMaxRows: number
     /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
     sessionTimeoutMs: number
+    /** `--role consumer` answers /healthz, /readyz and /metrics on this port (host: http.host); 0: any free port */
+    httpPort: number
+    /** /readyz turns false when a partition of this consumer has lag and no commit for this long */
+    stallAfterMs: number
+    /** how often the consumer reads end and committed offsets for the lag gauge and the stall check */
+    lagIntervalMs: number
+  }
+  metrics: {
+    /** add a tenant label to the per-event counters; off by default since tenants may be many */
+    tenantLabel: boolean
   }
   contracts: {
     dir: string
@@ -169,7 +184,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'contracts', 'keys', 'query', 'client'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -238,6 +253,7 @@ const schema = {
       properties: {
         url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
         chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
+        deadLetterTtlDays: { type: 'integer', minimum: 0, maximum: 36500 },
       },
     },
     state: {
@@ -263,8 +279,12 @@ const schema = {
         flushMaxRows: { type: 'integer', minimum: 1 },
         // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
         sessionTimeoutMs: { type: 'integer', minimum: 1000 },
+        httpPort: { type: 'integer', minimum: 0, maximum: 65535 },
+        stallAfterMs: { type: 'integer', minimum: 100 },
+        lagIntervalMs: { type: 'integer', minimum: 100 },
       },
     },
+    metrics: { type: 'object', additionalProperties: false, properties: { tenantLabel: { type: 'boolean' } } },
     contracts: {
       type: 'object', additionalProperties: false,
       properties: { dir: { type: 'string' }, releasedFile: { type: 'string' } },
@@ -335,7 +355,7 @@ function defaults(env: Env): Config {
       tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
-    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp' },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90 },
     state: {
       backend: 'lmdb',
       redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
@@ -351,7 +371,8 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000 },
+    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000, httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000 },
+    metrics: { tenantLabel: false },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
     query: {
@@ -427,9 +448,12 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
+    consumer: { httpPort: int(env, 'CDP_CONSUMER_PORT', errors) },
+    metrics: { tenantLabel: bool(env, 'CDP_METRICS_TENANT_LABEL', errors) },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
       database: str('CLICKHOUSE_DATABASE'),
+      deadLetterTtlDays: int(env, 'CLICKHOUSE_DEAD_LETTER_TTL_DAYS', errors),
     },
     state: {
       // pointing at a Redis implies the shared (scale-out) state backend unless said otherwise

@@ -22,8 +22,13 @@ import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
-import { opsRoutes, ReadinessProbe, type ReadinessCheck } from './routes/ops.js'
+import { opsRoutes, ReadinessProbe, type MetricsSource, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
+import { statusRoutes, type EventStatusLookup } from './routes/status.js'
+import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
+import type { ContractRegistry } from '../contracts/registry.js'
+import { eventSchemas } from './openapi/events.js'
+import { frontDoorResponses, requestTimeout } from './openapi/responses.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -37,12 +42,22 @@ export interface AppDeps {
   keys: KeyVerifier
   readiness: ReadinessCheck
   query?: QueryRunner
+  /** GET /v1/cdp/events/{source}/{externalEventId} */
+  status?: EventStatusLookup
+  /** the operator's dead-letter routes (cdp dlq) */
+  deadLetters?: DeadLetterOps
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
    * config.state.backend is redis, process memory otherwise
    */
   rateLimitStore?: RateLimitStore
+  /** the event contracts, for the OpenAPI document (one schema per event type); without: the generic envelope */
+  contracts?: ContractRegistry
+  /** GET /metrics answers with this */
+  metrics?: MetricsSource
+  /** each answered request: route template (`unmatched` for 404s), method, status, seconds */
+  observeRequest?: (route: string, method: string, status: number, seconds: number) => void
 }
 
 /** statuses that count against the client address: bad keys, malformed requests, scanning */
@@ -54,6 +69,9 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     loggerInstance: deps.logger,
     logger: deps.logger === undefined ? { level: config.logLevel, redact: REDACT_PATHS } : undefined,
     bodyLimit: h.singleBodyLimitBytes,
+    // a path parameter may hold a whole externalEventId, percent-encoded (up to 9 characters per
+    // UTF-16 unit); Fastify's default (100) would answer 414 to ids the API accepts
+    routerOptions: { maxParamLength: Math.max(100, config.validation.maxIdLength * 9) },
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
@@ -98,18 +116,25 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
     const wait = failures.blocked(request.ip)
     if (wait !== undefined) throw new CdpError('rate_limited', 'too many failing requests from this address', { retryAfter: wait })
   })
+  const observeRequest = deps.observeRequest
   app.addHook('onResponse', async (request, reply) => {
     if (FAILING_STATUSES.has(reply.statusCode)) failures.record(request.ip)
+    // the route template keeps the label bounded; a URL would put ids and scanners' paths in it
+    observeRequest?.(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000)
   })
   // gzip bodies are inflated in preParsing, after onRequest has authenticated the caller
   installContentEncoding(app, config.http.singleBodyLimitBytes)
   app.addHook('onSend', async (request, reply) => { void reply.header('x-request-id', request.id) })
 
+  const events = eventSchemas(config, deps.contracts)
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
       info: { title: 'ResultFly CDP event ingestion', version: '1.0.0', description: 'Server-to-server customer events. See README.md.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'CDP API key (rfcdp_...)' } } },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'CDP API key (rfcdp_...)' } },
+        schemas: events.components as never,
+      },
       security: [{ bearer: [] }],
     },
   })
@@ -122,9 +147,17 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onReady', async () => { probe.start() })
   app.addHook('onClose', async () => { probe.stop() })
 
-  await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
-  await app.register(opsRoutes, { probe })
-  if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter, eventSchema: events.event })
+  await app.register(opsRoutes, { probe, ...(deps.metrics ? { metrics: deps.metrics } : {}) })
+  if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter, bodyLimitBytes: h.singleBodyLimitBytes })
+  if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
+  if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })
+  app.get('/openapi.json', {
+    schema: {
+      summary: 'this OpenAPI 3.0.3 document',
+      security: [],
+      response: { 200: { description: 'the document', type: 'object', additionalProperties: true }, ...frontDoorResponses, ...requestTimeout },
+    },
+  }, async () => app.swagger())
   return app
 }

@@ -40,6 +40,8 @@ export interface IngestDeps {
   encode(event: CdpEvent): Buffer
   send(messages: OutboundMessage[]): Ticket
   now?: () => number
+  /** each request's item results, in order (metrics count them by outcome) */
+  onResults?: (caller: Caller, results: readonly ItemResult[]) => void
 }
 
 interface Prepared {
@@ -61,6 +63,9 @@ export class IngestService {
     this.validateEnvelope = createEnvelopeValidator(deps.config)
     this.now = deps.now ?? Date.now
   }
+
+  /** produces of this process waiting for Kafka, counted by claimed tuple */
+  get claimsInFlight(): number { return this.inFlight.size }
 
   /** Judge each item on its own; results in request order. Throws CdpError (5xx) on infrastructure trouble. */
   async ingest(caller: Caller, items: unknown[]): Promise<ItemResult[]> {
@@ -90,6 +95,7 @@ export class IngestService {
       else if (p.fingerprint === first.fingerprint) results[p.index] = { status: 'duplicate', original_event_id: originalId }
       else results[p.index] = conflict(originalId)
     }
+    this.deps.onResults?.(caller, results as ItemResult[])
     return results as ItemResult[]
   }
 

@@ -127,15 +127,25 @@ export interface PartitionOffsets { partition: number; low: bigint; high: bigint
  */
 export class KafkaAdmin {
   private admin: Admin | undefined
+  private closed = false
 
   constructor(private readonly kafka: KafkaClient) {}
 
-  private async connected(): Promise<Admin> {
-    if (this.admin !== undefined) return this.admin
-    const admin = this.kafka.admin()
-    await admin.connect()
-    this.admin = admin
-    return admin
+  private connecting: Promise<Admin> | undefined
+
+  /** one connection even when calls overlap (two concurrent first calls once opened two, leaking one) */
+  private connected(): Promise<Admin> {
+    // a probe or a lag read still running when the process closes must not open a new connection
+    if (this.closed) return Promise.reject(new Error('the Kafka admin client is closed'))
+    if (this.admin !== undefined) return Promise.resolve(this.admin)
+    this.connecting ??= (async () => {
+      const admin = this.kafka.admin()
+      try { await admin.connect() } finally { this.connecting = undefined }
+      if (this.closed) { await admin.disconnect().catch(() => undefined); throw new Error('the Kafka admin client is closed') }
+      this.admin = admin
+      return admin
+    })()
+    return this.connecting
   }
 
   /** true when the cluster answers metadata for `topic`; a failure drops the connection for the next try */
@@ -144,7 +154,7 @@ export class KafkaAdmin {
       await (await this.connected()).fetchTopicMetadata({ topics: [topic] })
       return true
     } catch {
-      await this.close()
+      await this.drop()
       return false
     }
   }
@@ -178,6 +188,12 @@ export class KafkaAdmin {
   }
 
   async close(): Promise<void> {
+    this.closed = true
+    await this.drop()
+  }
+
+  /** forgets the connection; the next call opens another */
+  private async drop(): Promise<void> {
     const admin = this.admin
     this.admin = undefined
     await admin?.disconnect().catch(() => undefined)

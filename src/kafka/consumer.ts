@@ -49,6 +49,8 @@ export interface ConsumerRunnerOptions {
   partitionConcurrency?: number
   /** first wait before a new consumer after a crash kafkajs does not restart from (default 1 s; doubles to 30 s) */
   rejoinFirstMs?: number
+  /** called after each offset commit (metrics, the stall check) */
+  onCommit?: (partition: number, nextOffset: string) => void
 }
 
 /** runner settings from config; replay and benchmarks pass their own group */
@@ -83,6 +85,8 @@ export class ConsumerRunner {
   private readonly dead = new WeakSet<Consumer>()
   private rejoining: Promise<void> | undefined
   private wake: (() => void) | undefined
+  /** the partitions of the topic the group gave this member at its last join */
+  assignment: ReadonlySet<number> = new Set()
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
@@ -111,6 +115,9 @@ export class ConsumerRunner {
     })
     this.consumer = consumer
     this.supervise(consumer)
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      this.assignment = new Set(e.payload.memberAssignment[this.opts.topic] ?? [])
+    })
     await consumer.connect()
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
     await consumer.run({
@@ -154,7 +161,9 @@ export class ConsumerRunner {
           const last = slice[done - 1]!.offset
           resolveOffset(last)
           // with autoCommit off, commitOffsetsIfNecessary commits nothing; commit explicitly
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }])
+          const next = (BigInt(last) + 1n).toString()
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
+          this.opts.onCommit?.(batch.partition, next)
           await heartbeat()
         }
       },

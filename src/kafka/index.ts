@@ -14,4 +14,5 @@ export { ensureTopics, readTopicSettings, checkEventsTopic, eventsTopicConfig, K
 export { BatchingProducer, producerOptions, type BatchingProducerOptions, type OutboundMessage, type TopicMessage, type Ticket } from './producer.js'
 export { ConsumerRunner, consumerOptions, type ConsumerRunnerOptions, type InboundRecord, type PartitionBatchHandler } from './consumer.js'
 export { fetchRecords, type FetchedRecord } from './fetch-one.js'
+export { tailTopics, type TailedRecord, type Tailing } from './tail.js'
 export { kafkaError } from './errors.js'

@@ -66,6 +66,8 @@ export interface BatchingProducerOptions {
   lanes?: number
   /** set: the lanes use @platformatic/kafka with these settings; unset: kafkajs over `kafka` */
   platformatic?: PlatformaticSenderOptions
+  /** called after each produce request with its record count, duration and result (metrics) */
+  onBatch?: (records: number, seconds: number, ok: boolean) => void
 }
 
 /** producer settings from config: the service and the direct-producer kit use the same */
@@ -223,6 +225,9 @@ export class BatchingProducer {
 
   private async sendBatch(lane: Lane, batch: Pending[]): Promise<void> {
     this.batches++
+    const started = performance.now()
+    const records = batch.reduce((n, p) => n + p.messages.length, 0)
+    const report = (ok: boolean) => this.opts.onBatch?.(records, (performance.now() - started) / 1000, ok)
     try {
       const sender = await lane.get()
       // one request for all topics of the batch; each topic's records keep their queue order
@@ -233,8 +238,10 @@ export class BatchingProducer {
         t.messages.push(...p.messages)
       }
       await sender.send([...byTopic.values()], this.opts.timeoutMs)
+      report(true)
       for (const p of batch) p.resolve()
     } catch (err) {
+      report(false)
       const cdp = kafkaError(err, this.opts.platformatic === undefined ? 'Kafka did not acknowledge the records' : platformaticFailure(err))
       for (const p of batch) p.reject(cdp)
       await lane.reset()

@@ -11,7 +11,13 @@ import type { DedupStore, FactRef } from '../state/types.js'
 import type { ClickHouseWriter } from '../clickhouse/writer.js'
 import type { IdentityRow, MergeRow, ProfileAliasRow } from '../clickhouse/rows.js'
 import type { Logger } from '../observability/logger.js'
-import type { DeadLetter } from './outcome.js'
+import type { DeadLetter, SkipReason } from './outcome.js'
+
+export interface BatchObservation {
+  records: number
+  skipped: SkipReason[]
+  deadLetters: { reason: DeadLetter['reason']; tenant: string | null }[]
+}
 
 export interface IdentityResolution {
   profileId: string
@@ -55,6 +61,8 @@ export interface ProcessorDeps {
   /** produce the first fact again under its key (keyString form, which is also the key's bytes
    *  as UTF-8), so compaction keeps it rather than a conflicting newcomer */
   reassert(originals: FactRef[], keys: string[]): Promise<void>
+  /** after each batch: what became of its records (metrics); never called for a batch that threw */
+  observe?: (o: BatchObservation) => void
   /** replay: a record equal to the stored first fact is written even if at another offset */
   mode: 'live' | 'replay'
   log: Logger

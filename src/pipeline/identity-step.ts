@@ -13,7 +13,13 @@ import type { Logger } from '../observability/logger.js'
 const TYPE_NAME = { EXTERNAL: 'external', EMAIL: 'email', PHONE: 'phone', DEVICE: 'device' } as const
 const iso = (t: number) => new Date(t).toISOString()
 
-export function createIdentityStep(graph: IdentityGraph, config: Readonly<Config>, log: Logger): IdentityStep {
+/** counts of what resolution did (metrics); reasons come from the graph's fixed sets */
+export interface IdentityObserver {
+  merge(reason: string): void
+  blocked(reason: string): void
+}
+
+export function createIdentityStep(graph: IdentityGraph, config: Readonly<Config>, log: Logger, observe?: IdentityObserver): IdentityStep {
   return {
     async forget(events: CdpEvent[]): Promise<void> {
       await graph.forget(events.map((e) => ({ tenant: e.tenant, eventId: e.eventId })))
@@ -28,6 +34,10 @@ export function createIdentityStep(graph: IdentityGraph, config: Readonly<Config
         const e = events[i]!
         const ids = normalized[i]!.identities
         const pick = (t: NormalizedIdentity['type']) => ids.find((x) => x.type === t)?.value ?? null
+        if (observe !== undefined) {
+          for (const m of r.merges) observe.merge(m.reason)
+          for (const b of r.blocked) observe.blocked(b.reason)
+        }
         if (r.blocked.length > 0) {
           // merge protection fired: analysts see it in the log; the graph keeps the detail
           log.info({ eventId: e.eventId, blocked: r.blocked.map((b) => ({ type: b.identity.type, reason: b.reason, profileId: b.profileId })) }, 'identity merge stopped by a limit')

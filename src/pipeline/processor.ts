@@ -31,7 +31,7 @@ import { batchToken, writeStep } from './write-step.js'
 import { deadLetterStep } from './dead-letter-step.js'
 import { sortOutcomes, type DeadLetter } from './outcome.js'
 
-export type { IdentityResolution, IdentityStep, ProcessorDeps } from './deps.js'
+export type { BatchObservation, IdentityResolution, IdentityStep, ProcessorDeps } from './deps.js'
 export type { DeadLetter, DeadLetterReason } from './outcome.js'
 
 export interface BatchOutcome {
@@ -65,6 +65,7 @@ export function buildSteps(deps: ProcessorDeps) {
  */
 export async function processBatch(
   steps: Steps, mode: ProcessorDeps['mode'], records: InboundRecord[], lap: (step: keyof StepTimings) => void = () => undefined,
+  observe?: ProcessorDeps['observe'],
 ): Promise<BatchOutcome> {
   const letters: DeadLetter[] = []
   const valid: Valid[] = []
@@ -92,6 +93,7 @@ export async function processBatch(
   lap('insert')
   await steps.deadLetters(letters, deduped.reassert, token)
   lap('deadLetters')
+  observe?.({ records: records.length, skipped: unique.skipped.map((s) => s.why), deadLetters: letters.map((l) => ({ reason: l.reason, tenant: l.tenant })) })
   return { written, repeats: unique.skipped.length, deadLetters: letters.length, conflicts }
 }
 
@@ -122,6 +124,6 @@ export class BatchProcessor {
       this.timings[step] += now - mark
       mark = now
     }
-    return processBatch(this.steps, this.deps.mode, records, lap)
+    return processBatch(this.steps, this.deps.mode, records, lap, this.deps.observe)
   }
 }

@@ -9,7 +9,7 @@ import type { Database, RootDatabase } from 'lmdb'
 import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
-  ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
+  ApiKeyRecord, ClaimInfo, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
 
 export interface LmdbStateOptions {
@@ -51,6 +51,11 @@ class LmdbClaimStore implements ClaimStore {
         if (shouldRelease(this.db.get(key), item.eventId)) this.db.removeSync(key)
       }
     })
+  }
+
+  async get(key: string): Promise<ClaimInfo | undefined> {
+    const rec = this.db.get(lmdbKey(key))
+    return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
   }
 }
 

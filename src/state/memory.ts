@@ -47,6 +47,11 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
         guard()
         for (const { key, eventId } of items) if (shouldRelease(data.claims.get(key), eventId)) data.claims.delete(key)
       },
+      async get(key) {
+        guard()
+        const rec = data.claims.get(key)
+        return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
+      },
     },
     dedup: {
       async checkMany(items) {

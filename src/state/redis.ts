@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis'
 import { CdpError } from '../errors.js'
 import { closeRedisClient, createRedisClient, pingRedis, redisCall, RedisScript, type RedisClientOptions } from './redis-client.js'
 import type {
-  ApiKeyRecord, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
+  ApiKeyRecord, ClaimInfo, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
 
 /** items per script call: bounds how long one script holds Redis; chunks run in order */
@@ -157,6 +157,12 @@ class RedisClaimStore implements ClaimStore {
     for (const chunk of chunks(items)) {
       await RELEASE.run(this.client, chunk.map((i) => `${this.prefix}:claim:${i.key}`), chunk.map((i) => i.eventId))
     }
+  }
+
+  async get(key: string): Promise<ClaimInfo | undefined> {
+    const [s, e, t] = await redisCall(this.client, 'claim get', (c) => c.hmget(`${this.prefix}:claim:${key}`, 's', 'e', 't'))
+    if (s == null || e == null) return undefined
+    return { state: s === 'c' ? 'committed' : 'pending', eventId: e, claimedAt: Number(t ?? 0) }
   }
 }
 

@@ -40,6 +40,15 @@ export interface ClaimStore {
   commitMany(items: { key: string; eventId: string }[]): Promise<void>
   /** forget a pending claim after a failed produce so a retry can claim again */
   releaseMany(items: { key: string; eventId: string }[]): Promise<void>
+  /** the claim under `key`, read only (GET /v1/cdp/events/{source}/{externalEventId}) */
+  get(key: string): Promise<ClaimInfo | undefined>
+}
+
+export interface ClaimInfo {
+  state: 'pending' | 'committed'
+  eventId: string
+  /** ms since epoch of the claim (or of its latest takeover) */
+  claimedAt: number
 }
 
 // ---------- consumer dedup (first fact per tuple wins) ----------

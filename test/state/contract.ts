@@ -131,6 +131,16 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
       'commit/release of an unknown tuple create nothing')
   })
 
+  void t.test('claims: get reads a claim without changing it (pending, committed, absent)', async (t) => {
+    const { stores, reopen } = await open(t)
+    t.equal(await stores.claims.get(key('g')), undefined, 'no claim yet')
+    await stores.claims.claimMany([req(key('g'), 'evt_g')], T0, LEASE)
+    t.same(await stores.claims.get(key('g')), { state: 'pending', eventId: 'evt_g', claimedAt: T0 })
+    await stores.claims.commitMany([{ key: key('g'), eventId: 'evt_g' }])
+    t.same(await (await reopen()).claims.get(key('g')), { state: 'committed', eventId: 'evt_g', claimedAt: T0 }, 'durable')
+    t.same(await stores.claims.claimMany([req(key('g'), 'evt_h')], T0 + 1, LEASE), [{ outcome: 'duplicate', eventId: 'evt_g' }], 'get took nothing')
+  })
+
   void t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
     const { stores } = await open(t)
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>

@@ -2,11 +2,12 @@
 # Local service stack: Apache Kafka (KRaft, single broker+controller), Apicurio Registry 3.x
 # (kafkasql storage, Confluent-compatible API) and Redis, all bound to 127.0.0.1.
 #
-#   tools/stack/stack.sh up     [svc...]   install (cached) + start, return when every service answers
+#   tools/stack/stack.sh up     [svc...] [--with prometheus]   install (cached) + start, return when every service answers
 #   tools/stack/stack.sh down   [svc...]   stop exactly the pids in our pid files (TERM, then KILL)
 #   tools/stack/stack.sh status [svc...]   one line per service; exit 0 only if all listed are up
 #   tools/stack/stack.sh logs   [svc] [-f] last lines of the logs (-f: follow one service)
 #   services: redis kafka registry   (registry needs kafka: `up registry` starts kafka too)
+#   optional: prometheus (tools/stack/prometheus.sh: its port, targets), only when named or --with
 #
 # Environment (defaults):
 #   STACK_DIR=<repo>/.stack   data, logs, pid files (keep it git-ignored)
@@ -37,7 +38,8 @@ LOG_LINES=${LOG_LINES:-40}
 
 RUN=$STACK_DIR/run
 LOGS=$STACK_DIR/logs
-ALL_SERVICES=(redis kafka registry)   # start order
+ALL_SERVICES=(redis kafka registry)   # start order; what `up` with no names starts
+OPTIONAL_SERVICES=(prometheus)        # started only when named (or `up --with prometheus`)
 
 pom_prop() { sed -n "s:.*<$2>\(.*\)</$2>.*:\1:p" "$1" | head -n1; }
 
@@ -49,16 +51,27 @@ source "$STACK_TOOLS/redis.sh"
 source "$STACK_TOOLS/kafka.sh"
 # shellcheck source=tools/stack/registry.sh
 source "$STACK_TOOLS/registry.sh"
+# shellcheck source=tools/stack/prometheus.sh
+source "$STACK_TOOLS/prometheus.sh"
 
 # ---------------------------------------------------------------------------------------------
-parse_services() {  # args -> SERVICES array (in start order)
+parse_services() {  # args -> SERVICES array (in start order); `--with X` adds X to the default set
   SERVICES=()
-  local want=" $* " s
-  [[ $# -eq 0 ]] && { SERVICES=("${ALL_SERVICES[@]}"); return; }
-  for s in "$@"; do
-    case $s in redis|kafka|registry) ;; *) die "unknown service '$s' (known: ${ALL_SERVICES[*]})" ;; esac
+  local names=() with=() s
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+      --with) [[ $# -ge 2 ]] || die "--with needs a service name"; with+=("$2"); shift 2 ;;
+      --with=*) with+=("${1#--with=}"); shift ;;
+      *) names+=("$1"); shift ;;
+    esac
   done
-  for s in "${ALL_SERVICES[@]}"; do [[ $want == *" $s "* ]] && SERVICES+=("$s"); done
+  (( ${#names[@]} == 0 )) && names=("${ALL_SERVICES[@]}")
+  names+=("${with[@]}")
+  local want=" ${names[*]} "
+  for s in "${names[@]}"; do
+    case $s in redis|kafka|registry|prometheus) ;; *) die "unknown service '$s' (known: ${ALL_SERVICES[*]} ${OPTIONAL_SERVICES[*]})" ;; esac
+  done
+  for s in "${ALL_SERVICES[@]}" "${OPTIONAL_SERVICES[@]}"; do [[ $want == *" $s "* ]] && SERVICES+=("$s"); done
   return 0
 }
 
@@ -84,7 +97,8 @@ cmd_up() {
 }
 
 cmd_down() {
-  parse_services "$@"
+  # with no names: the optional services too (their pid files say whether they run)
+  if (( $# == 0 )); then parse_services --with prometheus; else parse_services "$@"; fi
   take_lock
   local i s pid
   for (( i = ${#SERVICES[@]} - 1; i >= 0; i-- )); do   # reverse order: registry, kafka, redis

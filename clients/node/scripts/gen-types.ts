@@ -14,6 +14,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../../../src/config/index.js'
 import { buildApp } from '../../../src/http/app.js'
+import { loadContracts } from '../../../src/contracts/registry.js'
 
 export const GENERATED_PATH = fileURLToPath(new URL('../src/generated.ts', import.meta.url))
 
@@ -27,6 +28,7 @@ type Schema = {
   const?: unknown
   anyOf?: Schema[]
   oneOf?: Schema[]
+  nullable?: boolean
   description?: string
   example?: unknown
 }
@@ -42,7 +44,7 @@ interface OpenApiDoc {
 export async function openApiDocument(): Promise<OpenApiDoc> {
   // limits in the config do not reach the emitted types, so the defaults are as good as any
   const config = loadConfig({ overrides: { logLevel: 'silent' } })
-  const app = await buildApp(config, { ingest: {} as never, keys: {} as never, readiness: async () => ({}) })
+  const app = await buildApp(config, { ingest: {} as never, keys: {} as never, readiness: async () => ({}), contracts: loadContracts(config.contracts.dir) })
   try {
     await app.ready()
     return app.swagger() as unknown as OpenApiDoc
@@ -75,7 +77,14 @@ function doc(s: Schema, indent: string): string {
 function render(s: Schema, indent: string, names: Map<string, string>, self?: string): string {
   const named = names.get(shapeKey(s))
   if (named !== undefined && named !== self) return named
-  const union = s.anyOf ?? s.oneOf
+  if (s.nullable === true) {
+    const { nullable: _n, ...rest } = s
+    const inner = render(rest, indent, names)
+    return inner.endsWith('| null') || inner === 'null' ? inner : `${inner} | null`
+  }
+  // an object's anyOf of `required` alternatives (identity: at least one field) narrows values,
+  // not the shape: the properties are the type
+  const union = s.properties !== undefined ? undefined : s.anyOf ?? s.oneOf
   if (union !== undefined) return union.map((x) => render(x, indent, names)).join(' | ')
   if (s.const !== undefined) return JSON.stringify(s.const).replace(/"/g, "'")
   if (s.enum !== undefined) return s.enum.map((x) => JSON.stringify(x).replace(/"/g, "'")).join(' | ')
@@ -121,6 +130,7 @@ function inlineRefs(api: OpenApiDoc): OpenApiDoc {
 }
 
 export function renderTypes(doc: OpenApiDoc): string {
+  const schemas = doc.components?.schemas ?? {}
   const api = inlineRefs(doc)
   const single = api.paths['/v1/cdp/events']?.post
   const batch = api.paths['/v1/cdp/events/batch']?.post
@@ -133,8 +143,14 @@ export function renderTypes(doc: OpenApiDoc): string {
     return [name, rest]
   }
   // order matters: later types refer to earlier ones by name
+  // one type per registered event type (components Event_<type>), and the generic envelope
+  const eventTypes = Object.keys(schemas).filter((n) => n.startsWith('Event_')).sort()
+  const typeName = (component: string) => `${component.slice('Event_'.length).split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')}Event`
+  const envelope = schemas.EventEnvelope ?? body(single)
   const types: [string, Schema][] = [
-    pick('CdpEvent', body(single)),
+    ...(envelope?.properties?.identity === undefined ? [] : [pick('Identity', envelope.properties.identity)]),
+    pick('CdpEvent', envelope),
+    ...eventTypes.map((n) => pick(typeName(n), schemas[n])),
     pick('AcceptedResult', response(single, '202')),
     pick('DuplicateResult', response(single, '200')),
     pick('ErrorBody', response(single, '422')),
@@ -152,6 +168,11 @@ export function renderTypes(doc: OpenApiDoc): string {
   ]
   for (const [name, s] of types) {
     out.push(`export type ${name} = ${render(s, '', names, name)}`, '')
+  }
+  if (eventTypes.length > 0) {
+    out.push('/** an event of one of the registered types (the request body\'s oneOf, discriminated by eventType) */')
+    out.push(`export type KnownEvent = ${eventTypes.map(typeName).join(' | ')}`, '')
+    out.push(`export type EventType = KnownEvent['eventType']`, '')
   }
   out.push('/** one entry of BatchResponse.results, in request order */')
   out.push('export type BatchItemResult = AcceptedResult | DuplicateResult | ErrorBody', '')

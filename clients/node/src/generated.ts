@@ -4,6 +4,19 @@
 export const SINGLE_PATH = '/v1/cdp/events'
 export const BATCH_PATH = '/v1/cdp/events/batch'
 
+export type Identity = {
+  /** External upstream user ID (EXTERNAL identity type). */
+  externalUserId?: string
+  /** Email before normalization; a blank value counts as absent, otherwise it must be an address (one @, a dotted domain).
+   * @example "ana@example.com" */
+  email?: string
+  /** Phone before normalization (E.164 or national format). A blank value counts as absent; otherwise it must be a valid number.
+   * @example "+14155550123" */
+  phone?: string
+  /** Device-bound identifier. */
+  deviceKey?: string
+}
+
 export type CdpEvent = {
   /** Source system identifier such as brand.pos or brand.crm.
    * @example "brand.pos" */
@@ -14,22 +27,344 @@ export type CdpEvent = {
   /** Registered CDP event type.
    * @example "purchase_completed" */
   eventType: string
-  /** ISO 8601 timestamp with offset, 1900-01-01 to 2299-12-31 UTC, at most millisecond precision (further digits must be 0); defaults to receipt time when omitted.
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
    * @example "2026-05-20T12:45:00Z" */
   occurredAt?: string
-  /** Inbound identity object used for profile resolution. At least one field is required. */
-  identity: {
-    /** External upstream user ID (EXTERNAL identity type). */
-    externalUserId?: string
-    /** Email before normalization. */
-    email?: string
-    /** Phone before normalization (E.164 or national format). */
-    phone?: string
-    /** Device-bound identifier. */
-    deviceKey?: string
-  }
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
   /** Registered event properties. */
   properties?: Record<string, unknown>
+}
+
+export type CartUpdatedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'cart_updated'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** cart_updated v1 (owner digital-commerce): A product added to, removed from, or changed in a web or app cart. */
+  properties: {
+    /** Cart identifier in the shop. */
+    cart_id: string
+    /** What changed in the cart. */
+    action: 'item_added' | 'item_removed' | 'quantity_changed'
+    /** The product that changed. */
+    product_id: string
+    /** Units of the product in the cart after the change. */
+    quantity?: number | null
+    /** Cart total after the change, in `currency`. */
+    cart_value?: number | null
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency?: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED' | null
+    /** Where the customer interacted. */
+    channel?: 'pos' | 'web' | 'app' | 'marketplace' | 'call_center' | null
+  }
+}
+
+export type CheckoutStartedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'checkout_started'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** checkout_started v1 (owner digital-commerce): The customer entered checkout; with purchase_completed it measures checkout abandonment. */
+  properties: {
+    /** Checkout session identifier. */
+    checkout_id: string
+    /** Cart total at checkout start, in `currency`. */
+    cart_value: number
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED'
+    /** Number of units in the cart. */
+    item_count?: number | null
+    /** Products in the cart. */
+    product_ids?: Array<string> | null
+    /** Where the customer interacted. */
+    channel?: 'pos' | 'web' | 'app' | 'marketplace' | 'call_center' | null
+  }
+}
+
+export type EmailOpenedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'email_opened'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** email_opened v1 (owner lifecycle-marketing): A tracked marketing email was opened (as reported by the email provider; privacy proxies inflate it). */
+  properties: {
+    /** The campaign the email belongs to. */
+    campaign_id: string
+    /** Provider's message identifier. */
+    message_id: string
+    /** Open time with the recipient's UTC offset, when the provider knows it. */
+    opened_at_local?: string | null
+    [field: string]: unknown
+  }
+}
+
+export type LoyaltyPointsEarnedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'loyalty_points_earned'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** loyalty_points_earned v1 (owner loyalty): Points credited to a loyalty account. */
+  properties: {
+    /** Points credited by this event. */
+    points: number
+    /** Point balance after the credit. */
+    balance?: number | null
+    /** What earned the points. */
+    reason: 'purchase' | 'referral' | 'review' | 'birthday' | 'promotion' | 'adjustment'
+    /** The order that earned them, for reason purchase. */
+    order_id?: string | null
+    /** Tier after the credit. */
+    loyalty_tier?: 'bronze' | 'silver' | 'gold' | 'platinum' | null
+  }
+}
+
+export type NewsletterSubscribedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'newsletter_subscribed'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** newsletter_subscribed v1 (owner lifecycle-marketing): Consent given to receive a newsletter list. */
+  properties: {
+    /** The newsletter list. */
+    list_id: string
+    /** Where the customer signed up. */
+    signup_source?: 'checkout' | 'footer' | 'popup' | 'account' | 'pos' | 'import' | null
+    /** True once the confirmation link was clicked. */
+    double_opt_in?: boolean | null
+    /** Topics the customer chose. */
+    topics?: Array<'offers' | 'new_arrivals' | 'events' | 'tips'> | null
+  }
+}
+
+export type OrderRefundedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'order_refunded'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** order_refunded v1 (owner commerce-data): Money returned to the customer for all or part of an order. */
+  properties: {
+    /** The refunded order. */
+    order_id: string
+    /** Refund identifier in the source system. */
+    refund_id: string
+    /** Amount refunded, in `currency`. */
+    amount: number
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED'
+    /** Why the customer was refunded. */
+    reason?: 'damaged' | 'wrong_item' | 'not_as_described' | 'late_delivery' | 'changed_mind' | 'fraud' | 'other' | null
+    /** True when the whole order was refunded. */
+    full_refund?: boolean | null
+    /** Store or site identifier in the source system. */
+    store_id?: string | null
+  }
+}
+
+export type ProductViewedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'product_viewed'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** product_viewed v1 (owner digital-commerce): A product detail page or app screen viewed by an identified customer. */
+  properties: {
+    /** The viewed product. */
+    product_id: string
+    /** Merchandising category path, e.g. shoes/running. */
+    category?: string | null
+    /** Displayed price, in `currency`. */
+    price?: number | null
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency?: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED' | null
+    /** Where the customer interacted. */
+    channel?: 'pos' | 'web' | 'app' | 'marketplace' | 'call_center' | null
+    [field: string]: unknown
+  }
+}
+
+export type ProfileUpdatedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'profile_updated'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** profile_updated v1 (owner crm-platform): Customer profile fields changed in the CRM; only the fields that changed are sent. */
+  properties?: {
+    /** Given name. */
+    first_name?: string | null
+    /** Family name. */
+    last_name?: string | null
+    /** Postal code of the home address. */
+    postal_code?: string | null
+    /** ISO 3166-1 alpha-2 country of residence. */
+    country?: string | null
+    /** BCP 47 language tag, e.g. en-US. */
+    preferred_language?: string | null
+    /** Consent to marketing messages. */
+    marketing_opt_in?: boolean | null
+    /** Loyalty programme tier. */
+    loyalty_tier?: 'bronze' | 'silver' | 'gold' | 'platinum' | null
+    /** Names of the CRM fields that changed. */
+    updated_fields?: Array<string> | null
+    [field: string]: unknown
+  }
+}
+
+export type PurchaseCompletedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'purchase_completed'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** purchase_completed v1 (owner commerce-data): A paid order, sent once per order by the point of sale or web shop when payment is captured. */
+  properties: {
+    /** Order identifier in the source system. */
+    order_id: string
+    /** Total charged, taxes included, in `currency`. */
+    amount: number
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED'
+    /** Store or site identifier in the source system. */
+    store_id?: string | null
+    /** Where the customer interacted. */
+    channel?: 'pos' | 'web' | 'app' | 'marketplace' | 'call_center' | null
+    /** Number of units in the order. */
+    item_count?: number | null
+    /** Products in the order, one entry per line item. */
+    product_ids?: Array<string> | null
+    /** Redeemed coupon, if any. */
+    coupon_code?: string | null
+    /** How the order was paid. */
+    payment_method?: 'card' | 'cash' | 'gift_card' | 'paypal' | 'apple_pay' | 'google_pay' | 'bank_transfer' | 'invoice' | 'other' | null
+  }
+}
+
+export type SubscriptionCancelledEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'subscription_cancelled'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** subscription_cancelled v1 (owner subscriptions): A subscription was cancelled by the customer or by billing. */
+  properties: {
+    /** Subscription identifier in the billing system. */
+    subscription_id: string
+    /** The cancelled plan. */
+    plan_id?: string | null
+    /** Why it was cancelled. */
+    reason?: 'too_expensive' | 'not_using' | 'switched_provider' | 'payment_failed' | 'other' | null
+    /** When access ends (end of the paid period, or now). */
+    ends_at?: string | null
+    /** True when access ended at once rather than at the end of the period. */
+    immediate?: boolean | null
+  }
+}
+
+export type SubscriptionStartedEvent = {
+  /** Source system identifier such as brand.pos or brand.crm.
+   * @example "brand.pos" */
+  source: string
+  /** Stable idempotency key for the business fact.
+   * @example "txn_987654321" */
+  externalEventId: string
+  eventType: 'subscription_started'
+  /** RFC 3339 timestamp with an offset (Z or ±hh:mm); as an instant between 1900-01-01T00:00:00Z and 2299-12-31T23:59:59.999Z, at most millisecond precision (further digits must be 0), and at most 300 s in the future. Defaults to receipt time when omitted.
+   * @example "2026-05-20T12:45:00Z" */
+  occurredAt?: string
+  /** Inbound identity object used for profile resolution. At least one field is required. Blank values count as absent; at least one field must have a non-blank value. */
+  identity: Identity
+  /** subscription_started v1 (owner subscriptions): A paid or trial subscription began. */
+  properties: {
+    /** Subscription identifier in the billing system. */
+    subscription_id: string
+    /** The subscribed plan. */
+    plan_id: string
+    /** How often the customer is billed. */
+    billing_period: 'weekly' | 'monthly' | 'quarterly' | 'yearly'
+    /** Price per billing period, in `currency`. */
+    price?: number | null
+    /** ISO 4217 currency of the amounts; a new currency is a compatible change (new enum value). */
+    currency?: 'USD' | 'EUR' | 'GBP' | 'CAD' | 'AUD' | 'NZD' | 'JPY' | 'CNY' | 'CHF' | 'SEK' | 'NOK' | 'DKK' | 'PLN' | 'CZK' | 'HUF' | 'BRL' | 'MXN' | 'INR' | 'SGD' | 'HKD' | 'ZAR' | 'AED' | null
+    /** End of the free trial, when there is one. */
+    trial_ends_at?: string | null
+  }
 }
 
 export type AcceptedResult = {
@@ -44,22 +379,29 @@ export type DuplicateResult = {
 
 export type ErrorBody = {
   status: 'error'
+  /** Stable machine-readable code (src/errors.ts), e.g. validation_failed, rate_limited, kafka_unavailable. */
   error_code: string
   message: string
   details?: Array<{
-    pointer?: string
-    code?: string
-    message?: string
+    /** JSON pointer into the request body */
+    pointer: string
+    code: string
+    message: string
   }>
 }
 
 export type BatchRequest = {
-  items: Array<CdpEvent>
+  items: Array<CartUpdatedEvent | CheckoutStartedEvent | EmailOpenedEvent | LoyaltyPointsEarnedEvent | NewsletterSubscribedEvent | OrderRefundedEvent | ProductViewedEvent | ProfileUpdatedEvent | PurchaseCompletedEvent | SubscriptionCancelledEvent | SubscriptionStartedEvent>
 }
 
 export type BatchResponse = {
-  results?: Array<AcceptedResult | DuplicateResult | ErrorBody>
+  results: Array<AcceptedResult | DuplicateResult | ErrorBody>
 }
+
+/** an event of one of the registered types (the request body's oneOf, discriminated by eventType) */
+export type KnownEvent = CartUpdatedEvent | CheckoutStartedEvent | EmailOpenedEvent | LoyaltyPointsEarnedEvent | NewsletterSubscribedEvent | OrderRefundedEvent | ProductViewedEvent | ProfileUpdatedEvent | PurchaseCompletedEvent | SubscriptionCancelledEvent | SubscriptionStartedEvent
+
+export type EventType = KnownEvent['eventType']
 
 /** one entry of BatchResponse.results, in request order */
 export type BatchItemResult = AcceptedResult | DuplicateResult | ErrorBody

@@ -19,6 +19,8 @@ import {
 } from './generated.js'
 
 export type { AcceptedResult, BatchItemResult, BatchRequest, BatchResponse, CdpEvent, DuplicateResult, ErrorBody } from './generated.js'
+// one type per registered event type (PurchaseCompletedEvent, ...), their union KnownEvent and EventType
+export type * from './generated.js'
 
 const gzipAsync = promisify(gzip)
 

@@ -6,11 +6,13 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify'
 import type { Config } from '../../config/index.js'
 import { CdpError, type ErrorDetail } from '../../errors.js'
 import type { IngestService, ItemResult } from '../../ingest/service.js'
-import { envelopeSchema, propertiesProblems, summarize } from '../../ingest/envelope.js'
+import { propertiesProblems, summarize } from '../../ingest/envelope.js'
 import { inexactNumberDetail } from '../../ingest/json-numbers.js'
 import type { KeyVerifier } from '../../auth/keys.js'
 import { chargeItems, requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
+import type { OpenApiSchema } from '../../contracts/json-schema.js'
+import { errorBody, errorResponse, frontDoorResponses, keyResponses, requestTimeout, retryAfter, tooLarge } from '../openapi/responses.js'
 
 /**
  * What must be refused before an item reaches the ingest core: numbers JSON.parse changed
@@ -28,30 +30,13 @@ function preCheck(request: FastifyRequest, item: unknown, prefix: string, maxDep
   return details
 }
 
-const errorBody = {
-  type: 'object',
-  required: ['status', 'error_code', 'message'],
-  properties: {
-    status: { const: 'error' },
-    error_code: { type: 'string' },
-    message: { type: 'string' },
-    details: {
-      type: 'array',
-      items: { type: 'object', properties: { pointer: { type: 'string' }, code: { type: 'string' }, message: { type: 'string' } } },
-    },
-  },
-} as const
+const accepted = { type: 'object', required: ['status', 'event_id'], properties: { status: { type: 'string', enum: ['accepted'] }, event_id: { type: 'string' } } } as const
+const duplicate = { type: 'object', required: ['status', 'original_event_id'], properties: { status: { type: 'string', enum: ['duplicate'] }, original_event_id: { type: 'string' } } } as const
 
-const accepted = { type: 'object', required: ['status', 'event_id'], properties: { status: { const: 'accepted' }, event_id: { type: 'string' } } } as const
-const duplicate = { type: 'object', required: ['status', 'original_event_id'], properties: { status: { const: 'duplicate' }, original_event_id: { type: 'string' } } } as const
-
-const errorResponses = {
-  401: { description: 'API key missing, malformed, unknown, revoked or expired', ...errorBody },
-  403: { description: 'API key lacks the permission, or may not send as this source', ...errorBody },
-  413: { description: 'body larger than the route limit', ...errorBody },
-  429: { description: 'rate limit (events per key or per tenant, or failing requests per client address); see Retry-After', ...errorBody },
-  503: { description: 'Kafka, schema registry or state store unavailable, or the service is shutting down; retry with the same externalEventId after Retry-After', ...errorBody },
-}
+/** the 503s of the ingest path besides the drain (ingest/service.ts, auth.ts) */
+const unavailable = errorResponse(
+  'kafka_unavailable, schema_registry_unavailable, state_store_unavailable, timeout (an identical request is still being written) ' +
+  'or shutting_down; retry with the same externalEventId after Retry-After', retryAfter)
 
 /** the items of a well-formed batch body; throws the 422 otherwise */
 function batchItems(raw: unknown, maxItems: number): unknown[] {
@@ -75,11 +60,13 @@ export interface EventRoutesOptions {
   ingest: IngestService
   keys: KeyVerifier
   limiter: RateLimiter
+  /** the documented event schema (openapi/events.ts): one per registered type under a discriminator */
+  eventSchema: OpenApiSchema
 }
 
 export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, opts) => {
   const { config, ingest } = opts
-  const event = envelopeSchema(config.validation)
+  const event = opts.eventSchema
   const maxDepth = config.validation.maxPropertiesDepth
 
   app.post('/v1/cdp/events', {
@@ -91,9 +78,14 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       response: {
         202: { description: 'accepted: written to the event log', ...accepted },
         200: { description: 'duplicate: this business fact was accepted before', ...duplicate },
-        409: { description: 'idempotency_conflict: externalEventId already used for a different payload', ...errorBody },
-        422: { description: 'validation_failed', ...errorBody },
-        ...errorResponses,
+        ...frontDoorResponses,
+        ...keyResponses,
+        ...requestTimeout,
+        409: errorResponse('idempotency_conflict: externalEventId already used for a different payload'),
+        ...tooLarge(config.http.singleBodyLimitBytes),
+        422: errorResponse('validation_failed: every problem of the event, one detail each (JSON pointer, code, message)'),
+        429: errorResponse('rate_limited: events per key or per tenant, or failing requests per client address; wait Retry-After seconds', retryAfter),
+        503: unavailable,
       },
     },
   }, async (request, reply) => {
@@ -124,11 +116,16 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
         200: {
           description: 'one result per item, in request order',
           type: 'object',
+          required: ['results'],
           properties: { results: { type: 'array', items: { anyOf: [accepted, duplicate, errorBody] } } },
         },
-        400: { description: 'body is not {"items":[...]}', ...errorBody },
-        422: { description: 'too many items', ...errorBody },
-        ...errorResponses,
+        ...frontDoorResponses,
+        ...keyResponses,
+        ...requestTimeout,
+        ...tooLarge(config.http.batchBodyLimitBytes),
+        422: errorResponse(`validation_failed: the body is not {"items":[...]} with 1 to ${config.http.maxBatchItems} items, or has other fields (items are judged one by one in the 200 answer)`),
+        429: errorResponse('rate_limited: events per key or per tenant (a batch of N costs N), or failing requests per client address; wait Retry-After seconds', retryAfter),
+        503: unavailable,
       },
     },
   }, async (request) => {

@@ -1,9 +1,10 @@
 /**
  * /healthz: the process answers. /readyz: the dependencies a request needs answered the last
- * background probe. The probe runs every `intervalMs` whatever the traffic, so a flood of
+ * background probe. /metrics: the Prometheus text exposition (when the process has metrics). The probe runs every `intervalMs` whatever the traffic, so a flood of
  * /readyz costs one map read per request, never a call to Kafka, the registry or the store.
  */
 import type { FastifyPluginAsync } from 'fastify'
+import { errorBody, frontDoorResponses, requestTimeout } from '../openapi/responses.js'
 
 export type ReadinessCheck = () => Promise<Record<string, boolean>>
 
@@ -41,13 +42,52 @@ export class ReadinessProbe {
   }
 }
 
-export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe }> = async (app, opts) => {
-  app.get('/healthz', { schema: { summary: 'liveness', security: [] } }, async () => ({ status: 'ok' }))
+const readiness = {
+  type: 'object',
+  required: ['status', 'checks'],
+  properties: {
+    status: { type: 'string', enum: ['ready', 'not_ready'] },
+    checks: { type: 'object', description: 'dependency name -> reachable at the last probe', additionalProperties: { type: 'boolean' } },
+  },
+} as const
+
+/** the Prometheus text of this process (or of every worker, aggregated) */
+export type MetricsSource = () => Promise<{ contentType: string; body: string }>
+
+export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; metrics?: MetricsSource }> = async (app, opts) => {
+  app.get('/healthz', {
+    schema: {
+      summary: 'liveness',
+      security: [],
+      response: {
+        200: { description: 'the process answers', type: 'object', required: ['status'], properties: { status: { type: 'string', enum: ['ok'] } } },
+        ...frontDoorResponses,
+        ...requestTimeout,
+      },
+    },
+  }, async () => ({ status: 'ok' }))
   app.get('/readyz', {
-    schema: { summary: 'readiness: Kafka, schema registry and state store reachable at the last background probe', security: [] },
+    schema: {
+      summary: 'readiness: Kafka, schema registry and state store reachable at the last background probe',
+      security: [],
+      response: {
+        200: { description: 'every dependency answered the last probe', ...readiness },
+        ...frontDoorResponses,
+        ...requestTimeout,
+        503: { description: 'a dependency did not answer the last probe (status not_ready), or the service is shutting down (the error body, Retry-After)', anyOf: [readiness, errorBody] },
+      },
+    },
   }, async (_req, reply) => {
     const checks = await opts.probe.current()
     const ready = Object.values(checks).every(Boolean)
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
   })
+  const metrics = opts.metrics
+  if (metrics !== undefined) {
+    // unauthenticated like the probes: bind the port to a private network (README "Operating")
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics (text exposition format)', security: [] } }, async (_req, reply) => {
+      const m = await metrics()
+      return reply.header('content-type', m.contentType).send(m.body)
+    })
+  }
 }

@@ -11,13 +11,24 @@ import type { AnalystQuery } from '../../clickhouse/analyst.js'
 import { QUERY_FORMATS, type QueryFormat } from '../../clickhouse/formats.js'
 import { requireKey } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
+import { errorResponse, frontDoorResponses, keyResponses, requestTimeout, retryAfter, tooLarge } from '../openapi/responses.js'
+
+/** in code points, as the schema's maxLength counts */
+const MAX_SQL = 100_000
+
+function codePointsOver(s: string, max: number): boolean {
+  if (s.length <= max) return false
+  let n = 0
+  for (const _ of s) if (++n > max) return true
+  return false
+}
 
 export { QUERY_FORMATS }
 export type { QueryFormat }
 /** the analyst runner (analyst.ts); `cancelAll` when it can cancel its queries in ClickHouse */
 export type QueryRunner = AnalystQuery & { cancelAll?: () => Promise<void> }
 
-export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRunner; limiter: RateLimiter }> = async (app, opts) => {
+export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRunner; limiter: RateLimiter; bodyLimitBytes: number }> = async (app, opts) => {
   // app.close() waits for requests in flight: cancel the analyst queries first, so a long query
   // cannot hold up the drain (preClose runs before the server waits for its requests)
   const cancelAll = opts.query.cancelAll
@@ -38,7 +49,21 @@ export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRu
         'that disconnects cancels its query in ClickHouse. See docs/SECURITY.md.',
       body: {
         type: 'object', required: ['sql'], additionalProperties: false,
-        properties: { sql: { type: 'string', minLength: 1, maxLength: 100_000 }, format: { enum: [...QUERY_FORMATS] } },
+        properties: {
+          sql: { type: 'string', minLength: 1, maxLength: MAX_SQL, pattern: '\\S', description: `At most ${MAX_SQL} characters, and the JSON body at most ${opts.bodyLimitBytes} bytes.` },
+          format: { type: 'string', enum: [...QUERY_FORMATS], default: 'JSONEachRow' },
+        },
+      },
+      response: {
+        200: { description: 'the result in the requested format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...frontDoorResponses,
+        400: errorResponse('bad_request: malformed request (invalid JSON, an empty or NUL body, corrupt gzip), or the SQL was refused by the guard or hit a limit (the message says which)'),
+        ...keyResponses,
+        ...requestTimeout,
+        ...tooLarge(opts.bodyLimitBytes),
+        422: errorResponse('validation_failed: the body is not {"sql":"...","format":"..."} (sql missing, blank or too long, unknown format)'),
+        429: errorResponse('rate_limited: the key\'s request rate, the tenant\'s concurrent queries, or failing requests per client address; wait Retry-After seconds', retryAfter),
+        503: errorResponse('clickhouse_unavailable, timeout or shutting_down; retry after Retry-After', retryAfter),
       },
     },
   }, async (request, reply) => {
@@ -46,10 +71,15 @@ export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRu
     if (body === null || typeof body !== 'object' || typeof body.sql !== 'string' || body.sql.trim() === '') {
       throw new CdpError('validation_failed', 'body must be {"sql":"SELECT ..."}', { details: [{ pointer: '/sql', code: 'required', message: 'sql is required' }] })
     }
-    if (body.sql.length > 100_000) {
-      throw new CdpError('validation_failed', 'sql is longer than 100000 characters', { details: [{ pointer: '/sql', code: 'maxLength', message: 'too long' }] })
+    if (codePointsOver(body.sql, MAX_SQL)) {
+      throw new CdpError('validation_failed', `sql is longer than ${MAX_SQL} characters`, { details: [{ pointer: '/sql', code: 'maxLength', message: 'too long' }] })
     }
-    const format = (body.format ?? 'JSONEachRow') as QueryFormat
+    const extra = Object.keys(body).filter((k) => k !== 'sql' && k !== 'format')
+    if (extra.length > 0) {
+      throw new CdpError('validation_failed', `unknown field ${extra.join(', ')}`, { details: extra.map((k) => ({ pointer: `/${k}`, code: 'unknown_field', message: `${k} is not a known field` })) })
+    }
+    // absent means the default; null is not a format
+    const format = (body.format === undefined ? 'JSONEachRow' : body.format) as QueryFormat
     if (!QUERY_FORMATS.includes(format)) {
       throw new CdpError('validation_failed', `format must be one of ${QUERY_FORMATS.join(', ')}`, { details: [{ pointer: '/format', code: 'enum', message: 'unsupported format' }] })
     }

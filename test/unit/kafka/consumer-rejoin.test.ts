@@ -11,6 +11,8 @@ import { ConsumerRunner, type InboundRecord, type KafkaClient } from '../../../s
 
 const EVENTS = { GROUP_JOIN: 'consumer.group_join', CRASH: 'consumer.crash' }
 
+const JOINED = { payload: { memberAssignment: { events: [0] } } }
+
 type EachBatch = (p: unknown) => Promise<void>
 
 class FakeConsumer {
@@ -27,7 +29,7 @@ class FakeConsumer {
     this.eachBatch = o.eachBatch
     // as kafkajs: a join that fails crashes inside run(), which still resolves
     if (this.behaviour.crashOnJoin === true) this.crash(false)
-    else this.bus.emit(EVENTS.GROUP_JOIN, { payload: {} })
+    else this.bus.emit(EVENTS.GROUP_JOIN, JOINED)
   }
   async disconnect() { this.connected = false }
   async commitOffsets(o: { partition: number; offset: string }[]) { this.commits.push(...o) }
@@ -84,7 +86,7 @@ void t.test('a crash kafkajs restarts itself: no new consumer, unhealthy until i
   t.equal(runner.healthy, false)
   await new Promise((r) => setTimeout(r, 50))
   t.equal(consumers.length, 1, 'kafkajs restarts it: the runner makes no second consumer')
-  consumers[0]!.bus.emit(EVENTS.GROUP_JOIN, { payload: {} })
+  consumers[0]!.bus.emit(EVENTS.GROUP_JOIN, JOINED)
   t.equal(runner.healthy, true)
   await runner.stop()
 })
