@@ -127,17 +127,24 @@ export class Rig {
   /** starts `cdp serve`; resolves once the API answers /readyz (or the consumer says it runs) */
   async serve(name: string, o: ServeOptions = {}, port?: number, opts: { wait?: boolean } = {}): Promise<Proc> {
     const role = o.role ?? 'all'
-    const p = spawnCdp(name, ['serve', '--role', role], this.env(name, o, port), this.dir)
+    // a consumer-only process serves /healthz, /readyz and /metrics on consumer.httpPort (default
+    // 8081): each gets its own, or a second consumer (or any other program on 8081) stops it
+    const healthPort = role === 'consumer' ? allocPort() : port
+    const env = { ...this.env(name, o, port), ...(role === 'consumer' ? { CDP_CONSUMER_PORT: String(healthPort) } : {}) }
+    const p = spawnCdp(name, ['serve', '--role', role], env, this.dir)
     this.procs.push(p)
     if (role !== 'api') this.lastConsumer = { name, o }
-    if (opts.wait !== false) await this.ready(p, role, port)
+    if (opts.wait !== false) await this.ready(p, role, healthPort)
     return p
   }
 
+  /** role consumer: running and its health port answers; otherwise /readyz answers */
   async ready(p: Proc, role: string, port?: number, timeoutMs = 120_000): Promise<number> {
-    return waitUntil(`${p.name} ready`, () => {
+    return waitUntil(`${p.name} ready`, async () => {
       if (!p.alive()) throw new Error(`${p.name} exited:\n${p.output().slice(-3000)}`)
-      return role === 'consumer' ? p.output().includes('consumer running') : httpOk(`http://127.0.0.1:${port}/readyz`)
+      return role === 'consumer'
+        ? p.output().includes('consumer running') && await httpOk(`http://127.0.0.1:${port}/healthz`)
+        : httpOk(`http://127.0.0.1:${port}/readyz`)
     }, timeoutMs)
   }
 

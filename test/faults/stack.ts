@@ -93,7 +93,7 @@ export interface Proc {
 /** the variables the service reads; a spawned process gets only the scenario's values for them */
 const SERVICE_VARS = ['CDP_CONFIG', 'CDP_DATA_DIR', 'CDP_HOST', 'CDP_PORT', 'CDP_URL', 'CDP_API_KEY', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'KAFKA_DLQ_TOPIC',
   'KAFKA_CONSUMER_GROUP', 'KAFKA_PARTITIONS', 'KAFKA_PORT', 'REGISTRY_PORT', 'REDIS_PORT', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'CLICKHOUSE_USER',
-  'CLICKHOUSE_PASSWORD', 'CLICKHOUSE_DATABASE', 'REDIS_URL', 'STATE_BACKEND', 'LOG_LEVEL', 'FAULTS_GATEWAY_TOKEN']
+  'CLICKHOUSE_PASSWORD', 'CLICKHOUSE_DATABASE', 'REDIS_URL', 'STATE_BACKEND', 'LOG_LEVEL', 'FAULTS_GATEWAY_TOKEN', 'CDP_CONSUMER_PORT']
 
 export function spawnCdp(name: string, args: string[], env: Record<string, string>, logDir: string): Proc {
   return spawnNode(name, [join(ROOT, 'bin/cdp.js'), ...args], env, logDir)
