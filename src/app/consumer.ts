@@ -29,7 +29,7 @@ export interface Consumer {
   query: QueryRunner
   /** lag per partition and the stall check (refreshed while the consumer runs) */
   health: ConsumerHealth
-  /** the consumer's own /readyz checks: ClickHouse answers, no stalled partition */
+  /** the consumer's own /readyz checks: ClickHouse answers, the consumer is in its group, no stalled partition */
   readiness(): Promise<Checks>
   /** runs the stored erasure requests (live only: this process owns ClickHouse); started by start() */
   erasures: ErasureWorker | undefined
@@ -147,7 +147,8 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   const h = health
   const readiness = async (): Promise<Checks> => {
     const ping = await withTimeout(clickhouse.ping(), 2000)
-    return { clickhouse: ping !== false && ping.ok, consumerProgress: h.stalledPartitions().length === 0 }
+    // consumer: a kafkajs consumer is in the group (false while the runner rejoins after a crash)
+    return { clickhouse: ping !== false && ping.ok, consumer: runner.healthy, consumerProgress: h.stalledPartitions().length === 0 }
   }
   const erasures = mode === 'replay' ? undefined : new ErasureWorker({
     config, store: shared.privacy, graph, dedup: shared.stores.dedup, rows: personRows(clickhouse.client, clickhouse.database),

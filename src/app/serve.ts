@@ -66,9 +66,9 @@ export async function serve(config: Readonly<Config>, role: Role, log: Logger = 
     // the consumer owns ClickHouse; with role all the API's query route runs over the same
     consumer = role === 'api' ? undefined : await buildConsumer(shared, 'live')
     const c = consumer
-    // the consumer's own checks, plus `consumer`: false until it joined its group (it joins in
-    // the background, after the listeners are up)
-    const consumerChecks = c === undefined ? undefined : async () => ({ ...(await c.readiness()), consumer: c.joined() })
+    // the consumer's own checks; `consumer` is false until it joined its group (it joins in the
+    // background, after the listeners are up) and while it rejoins after a crash
+    const consumerChecks = c === undefined ? undefined : () => c.readiness()
     if (consumerChecks !== undefined && role === 'consumer') {
       opsApp = await buildOpsApp({
         readiness: combineChecks(dependencyChecks(shared), consumerChecks), metrics: () => shared.metrics.text(),

@@ -6,8 +6,14 @@
  * runner waits with backoff, heartbeating, and offers the same records again; the handler's
  * idempotent writes make the retry safe. Anything else is a bug in our code: it is logged and
  * retried the same way, so one bad batch never skips records silently.
+ *
+ * kafkajs restarts a consumer after a crash only when it judges the error retriable. After a
+ * broker freeze longer than the session timeout it can crash on an error it does not (`The
+ * coordinator is not aware of this member` from an offset commit) and stop for good, leaving the
+ * process up with nothing consuming. The runner watches for that and rejoins with a new consumer
+ * instance, with backoff, until it is stopped; `healthy` is false meanwhile (for readiness).
  */
-import type { Consumer, KafkaMessage } from 'kafkajs'
+import type { Consumer, ConsumerCrashEvent, KafkaMessage } from 'kafkajs'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import type { Logger } from '../observability/logger.js'
@@ -44,6 +50,8 @@ export interface ConsumerRunnerOptions {
   sessionTimeoutMs?: number
   /** partition batches in progress at once; a partition itself is always processed in order */
   partitionConcurrency?: number
+  /** first wait before a new consumer after a crash kafkajs does not restart from (default 1 s; doubles to 30 s) */
+  rejoinFirstMs?: number
   /** called after each offset commit (metrics, the stall check) */
   onCommit?: (partition: number, nextOffset: string) => void
   /** removes the member this consumer was before kafkajs restarted it (members.ts); without it
@@ -84,11 +92,23 @@ function errorText(err: unknown): string {
 /** heartbeat errors that mean this member must rejoin before it may write for its partitions */
 const LEAVE_GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID'])
 
+/** first and largest wait before a new consumer instance after a crash kafkajs does not restart from */
+const REJOIN_FIRST_MS = 1000
+const REJOIN_MAX_MS = 30_000
+
 export class ConsumerRunner {
   private consumer: Consumer | undefined
   private stopping = false
   /** records handled since start, for progress and benchmarks */
   handled = 0
+  /** ms since epoch of the last group join or committed batch; undefined before the first join */
+  lastProgressAt: number | undefined
+  /** new consumer instances made after crashes kafkajs did not restart from */
+  rejoins = 0
+  /** consumers kafkajs gave up on (crash with restart false): never healthy again */
+  private readonly dead = new WeakSet<Consumer>()
+  private rejoining: Promise<void> | undefined
+  private wake: (() => void) | undefined
   /** the partitions of the topic the group gave this member at its last join */
   assignment: ReadonlySet<number> = new Set()
   /** the next offset committed per partition by this member, for the log line on stop */
@@ -98,7 +118,22 @@ export class ConsumerRunner {
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
+  /**
+   * For readiness: a consumer is in the group and has not crashed since it joined. False before
+   * the first join, while kafkajs restarts after a crash, while the runner rejoins after a crash
+   * kafkajs gave up on, and once stopping.
+   */
+  get healthy(): boolean {
+    return this.joined && !this.stopping
+  }
+
+  /** joins the group; a failure to join here is thrown (later crashes are rejoined, see supervise) */
   async start(): Promise<void> {
+    await this.launch()
+  }
+
+  /** one kafkajs consumer instance: connect, subscribe, run; a failure leaves nothing behind */
+  private async launch(): Promise<void> {
     const heartbeatMs = Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3))
     const consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
@@ -112,19 +147,20 @@ export class ConsumerRunner {
       retry: { ...CONSUMER_RETRY },
     })
     this.consumer = consumer
+    this.supervise(consumer)
     let memberId: string | undefined
+    // joined/crashed bookkeeping for readiness and rejoining: supervise(); here what this
+    // instance's member id and assignment were
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      this.joined = true
       memberId = e.payload.memberId
       this.assignment = new Set(e.payload.memberAssignment[this.opts.topic] ?? [])
     })
     consumer.on(consumer.events.CRASH, (e) => {
-      this.joined = false
       // kafkajs comes back as a new member; the old one is dead but still holds the group
       if (e.payload.restart && memberId !== undefined) void this.removeDeadMember(memberId)
       memberId = undefined
     })
-    consumer.on(consumer.events.STOP, () => { this.joined = false })
+    consumer.on(consumer.events.STOP, () => { if (this.consumer === consumer) this.joined = false })
     try {
       await this.run(consumer, heartbeatMs)
     } catch (err) {
@@ -181,6 +217,7 @@ export class ConsumerRunner {
           if (done <= 0) break
           pos += done
           this.handled += done
+          this.lastProgressAt = Date.now()
           const last = slice[done - 1]!.offset
           resolveOffset(last)
           // with autoCommit off, commitOffsetsIfNecessary commits nothing; commit explicitly
@@ -214,20 +251,71 @@ export class ConsumerRunner {
     }
   }
 
+  /** follows one consumer instance: joined, crashed and restarting itself, crashed for good */
+  private supervise(consumer: Consumer): void {
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      if (this.consumer !== consumer) return
+      this.joined = true
+      this.lastProgressAt = Date.now()
+    })
+    consumer.on(consumer.events.CRASH, (e: ConsumerCrashEvent) => {
+      if (this.consumer !== consumer) return
+      this.joined = false
+      if (e.payload.restart || this.stopping) return // kafkajs starts it again itself
+      this.dead.add(consumer)
+      this.log.error({ err: e.payload.error.message, group: this.opts.groupId },
+        'consumer crashed and kafkajs will not restart it: rejoining the group with a new consumer')
+      this.rejoining ??= this.rejoin().finally(() => { this.rejoining = undefined })
+    })
+  }
+
+  /** new consumer instances, with backoff, until one runs (or the runner stops) */
+  private async rejoin(): Promise<void> {
+    for (let attempt = 1; !this.stopping; attempt++) {
+      await this.consumer?.disconnect().catch(() => undefined)
+      await this.pause(Math.min(REJOIN_MAX_MS, (this.opts.rejoinFirstMs ?? REJOIN_FIRST_MS) * 2 ** Math.min(attempt - 1, 5)))
+      if (this.stopping) return
+      try {
+        await this.launch()
+      } catch (err) {
+        this.log.warn({ attempt, err: (err as Error).message }, 'consumer could not rejoin the group, will retry')
+        continue
+      }
+      const current = this.consumer
+      if (this.stopping) { await current?.disconnect().catch(() => undefined); return }
+      // run() returns even when the join inside it crashed: that crash marked the instance dead
+      if (current !== undefined && this.dead.has(current)) continue
+      this.rejoins++
+      this.log.info({ attempt, rejoins: this.rejoins }, 'consumer rejoined the group after a crash')
+      return
+    }
+  }
+
+  /** a wait that stop() cuts short */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wake = undefined; resolve() }, ms)
+      this.wake = () => { clearTimeout(t); this.wake = undefined; resolve() }
+    })
+  }
+
   /** finishes the slice in hand, commits it, and leaves the group (kafkajs disconnect sends LeaveGroup) */
   async stop(): Promise<void> {
     this.stopping = true
+    this.wake?.()
     const started = Date.now()
     const wasJoined = this.joined
     this.joined = false
     const disconnect = this.consumer?.disconnect().catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'consumer disconnect failed') })
-    if (disconnect === undefined) return
-    // A member still (re)joining has no batch in flight, but kafkajs's disconnect waits for its
-    // pending JoinGroup request, which the coordinator holds until the rebalance ends (up to a
-    // dead member's session). Nothing was consumed, so leaving without that wait is safe: the
-    // group drops the member after its session, as after a crash.
-    if (wasJoined) await disconnect
-    else await Promise.race([disconnect, sleep(1000)])
+    if (disconnect !== undefined) {
+      // A member still (re)joining has no batch in flight, but kafkajs's disconnect waits for its
+      // pending JoinGroup request, which the coordinator holds until the rebalance ends (up to a
+      // dead member's session). Nothing was consumed, so leaving without that wait is safe: the
+      // group drops the member after its session, as after a crash.
+      if (wasJoined) await disconnect
+      else await Promise.race([disconnect, sleep(1000)])
+    }
+    await this.rejoining
     this.log.info({
       group: this.opts.groupId, handled: this.handled, ms: Date.now() - started,
       committed: Object.fromEntries([...this.committed].sort(([a], [b]) => a - b)),

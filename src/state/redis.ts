@@ -22,8 +22,18 @@ import type {
 /** items per script call: bounds how long one script holds Redis; chunks run in order */
 const CHUNK = 1000
 
+// ARGV[1] is 'server' (the default, see claimNow) or the caller's ms. On the server's clock every
+// process judges a lease alike: a process whose own clock runs ahead by more than the lease
+// would otherwise see every live claim as abandoned and take it over (a second 'accepted').
 const CLAIM = new RedisScript('claim', `
-local now = tonumber(ARGV[1])
+local now
+if ARGV[1] == 'server' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
+local at = string.format('%.0f', now)
 local lease = tonumber(ARGV[2])
 local out = {}
 for i = 1, #KEYS do
@@ -32,7 +42,7 @@ for i = 1, #KEYS do
   local fp = ARGV[2 * i + 2]
   local cur = redis.call('HMGET', k, 's', 'e', 'f', 't')
   if not cur[1] then
-    redis.call('HSET', k, 's', 'p', 'e', eid, 'f', fp, 't', ARGV[1])
+    redis.call('HSET', k, 's', 'p', 'e', eid, 'f', fp, 't', at)
     out[#out + 1] = 'claimed'; out[#out + 1] = eid
   elseif cur[3] ~= fp then
     out[#out + 1] = 'conflict'; out[#out + 1] = cur[2]
@@ -41,7 +51,7 @@ for i = 1, #KEYS do
   elseif cur[2] == eid then
     out[#out + 1] = 'claimed'; out[#out + 1] = eid
   elseif tonumber(cur[4]) + lease < now then
-    redis.call('HSET', k, 't', ARGV[1])
+    redis.call('HSET', k, 't', at)
     out[#out + 1] = 'takeover'; out[#out + 1] = cur[2]
   else
     out[#out + 1] = 'in_flight'; out[#out + 1] = cur[2]
@@ -123,14 +133,26 @@ function strings(reply: unknown, what: string): string[] {
   return reply as string[]
 }
 
+/**
+ * Whose clock judges claim leases: `server` (Redis TIME, inside the script: one clock for every
+ * process) or `caller` (the `now` each call passes; for the shared contract suite, which steps
+ * time by hand).
+ */
+export type ClaimClock = 'server' | 'caller'
+
 class RedisClaimStore implements ClaimStore {
-  constructor(private readonly client: Redis, private readonly prefix: string) {}
+  constructor(private readonly client: Redis, private readonly prefix: string, private readonly clock: ClaimClock) {}
+
+  /** the script's first argument: the marker that makes it read Redis TIME, or the caller's ms */
+  private claimNow(now: number): string | number {
+    return this.clock === 'server' ? 'server' : now
+  }
 
   async claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]> {
     const out: ClaimOutcome[] = []
     for (const chunk of chunks(reqs)) {
       const keys = chunk.map((r) => `${this.prefix}:claim:${r.key}`)
-      const args: (string | number)[] = [now, leaseMs]
+      const args: (string | number)[] = [this.claimNow(now), leaseMs]
       for (const r of chunk) args.push(r.eventId, r.fingerprint)
       const reply = strings(await CLAIM.run(this.client, keys, args), 'claim')
       for (let i = 0; i < chunk.length; i++) {
@@ -246,13 +268,15 @@ export interface RedisStateOptions extends RedisClientOptions {
   prefix: string
   /** share an existing client instead of creating one; it is then not closed by close() */
   client?: Redis
+  /** the clock claim leases are judged on (default `server`: Redis TIME) */
+  claimClock?: ClaimClock
 }
 
 export function createRedisStateStores(opts: RedisStateOptions): StateStores {
   const client = opts.client ?? createRedisClient(opts.url, opts)
   const owned = opts.client === undefined
   return {
-    claims: new RedisClaimStore(client, opts.prefix),
+    claims: new RedisClaimStore(client, opts.prefix, opts.claimClock ?? 'server'),
     dedup: new RedisDedupStore(client, opts.prefix),
     keys: new RedisKeyStore(client, opts.prefix),
     ping: () => pingRedis(client),

@@ -29,7 +29,12 @@ export type ClaimOutcome =
   | { outcome: 'conflict'; eventId: string }
 
 export interface ClaimStore {
-  /** Items are decided in order; a later item with the same key sees the earlier item's claim. */
+  /**
+   * Items are decided in order; a later item with the same key sees the earlier item's claim.
+   * `now` is the caller's clock (ms). A store shared by several processes judges leases on one
+   * clock of its own instead (Redis: the server's TIME), so processes with skewed clocks agree on
+   * whether a claim is abandoned; a store of one process (LMDB, memory) uses `now`.
+   */
   claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]>
   /** mark produced; only the claim holding `eventId` is changed */
   commitMany(items: { key: string; eventId: string }[]): Promise<void>

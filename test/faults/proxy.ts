@@ -10,6 +10,7 @@
  * - `delay`: every chunk, both ways, waits `ms` before it is passed on (order kept).
  * - `reset`: new connections are reset at once, open ones are reset too.
  */
+import { request as httpRequest, createServer as createHttpServer, type IncomingMessage } from 'node:http'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 
 export type ProxyMode =
@@ -85,6 +86,50 @@ export async function startProxy(target: { host?: string; port: number }, listen
     },
     close: async () => {
       for (const s of open) kill(s)
+      await new Promise<void>((r) => server.close(() => r()))
+    },
+  }
+}
+
+/**
+ * The same modes for HTTP, one request at a time, with the `Host` header rewritten to the
+ * target's address. Needed in front of the ClickHouse gateway, which refuses a `Host` that is not
+ * its own (DNS rebinding); a TCP proxy would pass on the proxy's port. `drop` resets the client's
+ * connection once the target's answer headers arrived (the statement ran); `delay` holds the
+ * answer `ms` before passing it on; `reset` resets every new request.
+ */
+export async function startHttpProxy(target: { port: number }): Promise<TcpProxy> {
+  let mode: ProxyMode = { kind: 'pass' }
+  const stats: ProxyStats = { connections: 0, dropped: 0, resets: 0 }
+  const server = createHttpServer((req, res) => {
+    stats.connections++
+    const reset = () => { if (!req.socket.destroyed) req.socket.resetAndDestroy() }
+    if (mode.kind === 'reset') { stats.resets++; reset(); return }
+    const up = httpRequest({ host: '127.0.0.1', port: target.port, method: req.method, path: req.url,
+      headers: { ...req.headers, host: `127.0.0.1:${target.port}` } }, (answer: IncomingMessage) => {
+      const m = mode
+      if (m.kind === 'drop' && Math.random() < m.p) { stats.dropped++; answer.resume(); reset(); return }
+      const pass = () => { res.writeHead(answer.statusCode ?? 502, answer.headers); answer.pipe(res) }
+      if (m.kind === 'delay') setTimeout(pass, m.ms)
+      else pass()
+    })
+    up.on('error', reset)
+    req.pipe(up)
+  })
+  server.keepAliveTimeout = 1000
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => resolve())
+  })
+  const addr = server.address()
+  if (addr === null || typeof addr !== 'object') throw new Error('proxy: no address')
+  return {
+    port: addr.port,
+    url: `http://127.0.0.1:${addr.port}`,
+    stats,
+    set(m) { mode = m },
+    close: async () => {
+      server.closeAllConnections()
       await new Promise<void>((r) => server.close(() => r()))
     },
   }

@@ -4,11 +4,12 @@
  * processes it starts. Everything it starts is stopped by `close()`.
  */
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import type { ClickHouseClient } from '@clickhouse/client'
 import { clickhouseReader, Ledger, type LedgerOptions, type Reconciliation } from './ledger.js'
-import { brokers, redisUrl, registryUrl, ROOT, spawnCdp, STACK, stopProc, httpOk, waitUntil, writeJson, type Proc } from './stack.js'
+import { brokers, redisUrl, registryUrl, ROOT, spawnCdp, spawnNode, STACK, stopProc, httpOk, waitUntil, writeJson, type Proc } from './stack.js'
 
 let nextPort = STACK.basePort
 export const allocPort = () => nextPort++
@@ -47,15 +48,18 @@ export class Rig {
   gateway: Proc | undefined
   readonly gatewayPort = allocPort()
   readonly gatewayUrl = `http://127.0.0.1:${this.gatewayPort}`
+  /** the gateway's password for this scenario (CLICKHOUSE_PASSWORD): one token across its restarts */
+  readonly gatewayToken = randomBytes(24).toString('base64url')
   private procs: Proc[] = []
   private closers: (() => Promise<void>)[] = []
   private ch: ClickHouseClient | undefined
   private baseConfig: Record<string, unknown>
   private lastConsumer: { name: string; o: ServeOptions } | undefined
 
-  constructor(readonly name: string, runDir: string) {
+  /** `run` numbers repeats of one scenario in a run (their logs go to <name>-<run>/) */
+  constructor(readonly name: string, runDir: string, run = 0) {
     this.id = `${name.replace(/[^a-z0-9]/g, '')}${Date.now().toString(36)}`
-    this.dir = join(runDir, name)
+    this.dir = join(runDir, run === 0 ? name : `${name}-${run + 1}`)
     rmSync(this.dir, { recursive: true, force: true })
     mkdirSync(this.dir, { recursive: true })
     this.topic = `faults.${this.id}.events`
@@ -81,6 +85,7 @@ export class Rig {
       KAFKA_DLQ_TOPIC: `${this.topic}.dlq`,
       KAFKA_CONSUMER_GROUP: this.group,
       CLICKHOUSE_URL: o.clickhouseUrl ?? this.gatewayUrl,
+      CLICKHOUSE_PASSWORD: this.gatewayToken,
       LOG_LEVEL: 'info',
       ...(port !== undefined ? { CDP_PORT: String(port) } : {}),
       ...(o.redis === true ? { REDIS_URL: redisUrl(), STATE_BACKEND: 'redis' } : { STATE_BACKEND: 'lmdb' }),
@@ -89,8 +94,10 @@ export class Rig {
   }
 
   async startGateway(): Promise<void> {
-    const g = spawnCdp('gateway', ['clickhouse-gateway', '--port', String(this.gatewayPort), '--path', join(this.dir, 'chdb')],
-      { CDP_DATA_DIR: join(this.dir, 'data', 'gateway'), LOG_LEVEL: 'warn' }, this.dir)
+    // the project's gateway with the scenario's token (test/faults/gateway-proc.ts), not `cdp
+    // clickhouse-gateway`, which makes a new token at every start
+    const g = spawnNode('gateway', ['--import', 'tsx', join(ROOT, 'test/faults/gateway-proc.ts'), String(this.gatewayPort), join(this.dir, 'chdb')],
+      { FAULTS_GATEWAY_TOKEN: this.gatewayToken }, this.dir)
     this.gateway = g
     this.procs.push(g)
     await waitUntil('the ClickHouse gateway', () => { if (!g.alive()) throw new Error(g.output()); return httpOk(`${this.gatewayUrl}/ping`) }, 30_000)
@@ -99,7 +106,7 @@ export class Rig {
   async stopGateway(): Promise<void> { if (this.gateway !== undefined) await stopProc(this.gateway) }
 
   clickhouse(): ClickHouseClient {
-    this.ch ??= clickhouseReader(this.gatewayUrl)
+    this.ch ??= clickhouseReader(this.gatewayUrl, this.gatewayToken)
     return this.ch
   }
 
@@ -120,17 +127,24 @@ export class Rig {
   /** starts `cdp serve`; resolves once the API answers /readyz (or the consumer says it runs) */
   async serve(name: string, o: ServeOptions = {}, port?: number, opts: { wait?: boolean } = {}): Promise<Proc> {
     const role = o.role ?? 'all'
-    const p = spawnCdp(name, ['serve', '--role', role], this.env(name, o, port), this.dir)
+    // a consumer-only process serves /healthz, /readyz and /metrics on consumer.httpPort (default
+    // 8081): each gets its own, or a second consumer (or any other program on 8081) stops it
+    const healthPort = role === 'consumer' ? allocPort() : port
+    const env = { ...this.env(name, o, port), ...(role === 'consumer' ? { CDP_CONSUMER_PORT: String(healthPort) } : {}) }
+    const p = spawnCdp(name, ['serve', '--role', role], env, this.dir)
     this.procs.push(p)
     if (role !== 'api') this.lastConsumer = { name, o }
-    if (opts.wait !== false) await this.ready(p, role, port)
+    if (opts.wait !== false) await this.ready(p, role, healthPort)
     return p
   }
 
+  /** role consumer: running and its health port answers; otherwise /readyz answers */
   async ready(p: Proc, role: string, port?: number, timeoutMs = 120_000): Promise<number> {
-    return waitUntil(`${p.name} ready`, () => {
+    return waitUntil(`${p.name} ready`, async () => {
       if (!p.alive()) throw new Error(`${p.name} exited:\n${p.output().slice(-3000)}`)
-      return role === 'consumer' ? p.output().includes('consumer running') : httpOk(`http://127.0.0.1:${port}/readyz`)
+      return role === 'consumer'
+        ? p.output().includes('consumer running') && await httpOk(`http://127.0.0.1:${port}/healthz`)
+        : httpOk(`http://127.0.0.1:${port}/readyz`)
     }, timeoutMs)
   }
 

@@ -1,6 +1,6 @@
 /**
  * `npm run faults [-- name...]`: every scenario (or the named ones); `npm run faults:ci`: the CI
- * subset (`--ci`). Brings up the suite's own stack (test/faults/stack.ts: own ports, own
+ * subset (`--ci`); `--repeat=N` runs each chosen scenario N times. Brings up the suite's own stack (test/faults/stack.ts: own ports, own
  * STACK_DIR), runs the scenarios one after another, prints one line per scenario
  * (`scenario <name>: sent N, accepted N, lost N, duplicated N`) and the details under it, writes
  * the results as JSON into the run directory, stops its stack (unless --keep-stack) and exits 1 if
@@ -18,17 +18,21 @@ import { ROOT, STACK, stackCmd } from './stack.js'
 const args = process.argv.slice(2)
 const ci = args.includes('--ci')
 const keepStack = args.includes('--keep-stack')
+const repeatArg = args.find((a) => a.startsWith('--repeat='))
+/** each chosen scenario this many times in a row (timing-dependent faults: broker-sigstop) */
+const repeat = repeatArg === undefined ? 1 : Number(repeatArg.slice('--repeat='.length))
+if (!Number.isInteger(repeat) || repeat < 1) { console.error('--repeat=N needs a whole number >= 1'); process.exit(2) }
 const names = args.filter((a) => !a.startsWith('--'))
 const unknown = names.filter((n) => !SCENARIOS.some((s) => s.name === n))
 if (unknown.length > 0) {
   console.error(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIOS.map((s) => s.name).join(', ')}`)
   process.exit(2)
 }
-if (!existsSync(join(ROOT, 'dist/cli/main.js'))) {
+if (!existsSync(join(ROOT, 'dist/src/cli/main.js'))) {
   console.error('dist/ is missing: run `npm run build` first (the scenarios run node bin/cdp.js)')
   process.exit(2)
 }
-const chosen = SCENARIOS.filter((s) => (names.length > 0 ? names.includes(s.name) : !ci || s.ci))
+const chosen = SCENARIOS.filter((s) => (names.length > 0 ? names.includes(s.name) : !ci || s.ci)).flatMap((s) => Array.from({ length: repeat }, () => s))
 
 const runDir = join(STACK.dir, 'runs', new Date().toISOString().replace(/[:.]/g, '-'))
 mkdirSync(runDir, { recursive: true })
@@ -43,7 +47,7 @@ let failed = 0
 try {
   for (const s of chosen) {
     const st = Date.now()
-    const rig = new Rig(s.name, runDir)
+    const rig = new Rig(s.name, runDir, results.filter((r) => r.name === s.name).length)
     let res: Result
     try {
       await rig.startGateway()

@@ -1,7 +1,7 @@
 /**
  * The fault suite's own stack and processes. It never touches the shared development stack: its
  * Kafka, registry and Redis run on their own ports under their own STACK_DIR (both overridable),
- * started with scripts/stack.sh, and every service process is `node bin/cdp.js …` (the built dist/),
+ * started with tools/stack/stack.sh, and every service process is `node bin/cdp.js …` (the built dist/),
  * spawned with an environment the suite writes in full. Faults are signals to pids the suite
  * started or read from its own stack's pid files.
  */
@@ -43,7 +43,7 @@ function stackEnv(): NodeJS.ProcessEnv {
 }
 
 export function stackCmd(...args: string[]): void {
-  const r = spawnSync('bash', [join(ROOT, 'scripts/stack.sh'), ...args], { env: stackEnv(), encoding: 'utf8', timeout: 300_000 })
+  const r = spawnSync('bash', [join(ROOT, 'tools/stack/stack.sh'), ...args], { env: stackEnv(), encoding: 'utf8', timeout: 300_000 })
   if (r.status !== 0) throw new Error(`stack.sh ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`)
 }
 
@@ -93,14 +93,19 @@ export interface Proc {
 /** the variables the service reads; a spawned process gets only the scenario's values for them */
 const SERVICE_VARS = ['CDP_CONFIG', 'CDP_DATA_DIR', 'CDP_HOST', 'CDP_PORT', 'CDP_URL', 'CDP_API_KEY', 'KAFKA_BROKERS', 'KAFKA_TOPIC', 'KAFKA_DLQ_TOPIC',
   'KAFKA_CONSUMER_GROUP', 'KAFKA_PARTITIONS', 'KAFKA_PORT', 'REGISTRY_PORT', 'REDIS_PORT', 'SCHEMA_REGISTRY_URL', 'CLICKHOUSE_URL', 'CLICKHOUSE_USER',
-  'CLICKHOUSE_PASSWORD', 'CLICKHOUSE_DATABASE', 'REDIS_URL', 'STATE_BACKEND', 'LOG_LEVEL']
+  'CLICKHOUSE_PASSWORD', 'CLICKHOUSE_DATABASE', 'REDIS_URL', 'STATE_BACKEND', 'LOG_LEVEL', 'FAULTS_GATEWAY_TOKEN', 'CDP_CONSUMER_PORT']
 
 export function spawnCdp(name: string, args: string[], env: Record<string, string>, logDir: string): Proc {
+  return spawnNode(name, [join(ROOT, 'bin/cdp.js'), ...args], env, logDir)
+}
+
+/** a node process of the suite's (argv after the node binary), with the same environment rules */
+export function spawnNode(name: string, argv: string[], env: Record<string, string>, logDir: string): Proc {
   const base: NodeJS.ProcessEnv = { ...process.env, KAFKAJS_NO_PARTITIONER_WARNING: '1' }
   for (const v of SERVICE_VARS) delete base[v]
   mkdirSync(logDir, { recursive: true })
   const log = createWriteStream(join(logDir, `${name}.log`), { flags: 'a' })
-  const child = spawn(process.execPath, [join(ROOT, 'bin/cdp.js'), ...args], { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, argv, { cwd: ROOT, env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   const take = (d: Buffer) => { if (out.length < 2_000_000) out += d.toString(); log.write(d) }
   child.stdout?.on('data', take)
