@@ -59,6 +59,9 @@ interface Prepared {
   key: string
   event: CdpEvent
   fingerprint: string
+  /** the claim was taken over from an earlier attempt under the same event id, which may have
+   *  reached the topic: it must never be released, only abandoned again */
+  takeover?: boolean
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -152,7 +155,7 @@ export class IngestService {
       pending.forEach((p, i) => {
         const o = outcomes[i] as ClaimOutcome
         switch (o.outcome) {
-          case 'claimed': p.event.eventId = o.eventId; won.push(p); break
+          case 'claimed': p.event.eventId = o.eventId; p.takeover = o.takeover; won.push(p); break
           case 'duplicate': results[p.index] = { status: 'duplicate', original_event_id: o.eventId }; break
           case 'conflict': results[p.index] = conflict(o.eventId); break
           case 'in_flight': waiting.push(p); break
@@ -198,12 +201,20 @@ export class IngestService {
     const messages = won.map((p) => ({ key: encodeKey(p.event), value: this.deps.encode(p.event) }))
     const ticket = this.deps.send(messages)
     const refs = won.map((p) => ({ key: p.key, eventId: p.event.eventId }))
-    // settle the claims when Kafka answers, whether or not the caller is still waiting
+    // settle the claims when Kafka answers, whether or not the caller is still waiting. A claim
+    // is released only when nothing under its event id can be on the topic: this attempt never
+    // reached Kafka AND the claim is fresh. A taken-over claim carries an earlier attempt that
+    // may have been written (found by the broker-sigstop fault scenario: released, re-claimed
+    // under a new id, while the first record arrived after the broker resumed).
     const settled = ticket.done.then(
       () => claims.commitMany(refs),
       async (err: unknown) => {
-        if ((this.deps.wasNotSent ?? wasNotSent)(err)) await claims.releaseMany(refs)
-        else await claims.abandonMany(refs)
+        if ((this.deps.wasNotSent ?? wasNotSent)(err)) {
+          const fresh = won.filter((p) => p.takeover !== true).map((p) => ({ key: p.key, eventId: p.event.eventId }))
+          const earlier = won.filter((p) => p.takeover === true).map((p) => ({ key: p.key, eventId: p.event.eventId }))
+          if (fresh.length > 0) await claims.releaseMany(fresh)
+          if (earlier.length > 0) await claims.abandonMany(earlier)
+        } else await claims.abandonMany(refs)
         throw err
       },
     )

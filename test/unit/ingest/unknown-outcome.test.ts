@@ -75,3 +75,15 @@ void t.test('a produce that certainly did not happen releases the claim: the ret
   t.same(r, { status: 'accepted', event_id: fake.onTopic[0] })
   t.equal(fake.onTopic.length, 1)
 })
+
+void t.test('a taken-over claim is never released: unknown, then not sent, then acked keeps the first id', async (t) => {
+  // the broker-sigstop fault scenario: the first produce may be on the topic; the retry takes the
+  // claim over but cannot reach Kafka at all; a later retry must still use the first event id
+  const { ingest, fake } = service(['lost-after-send', 'not-sent', 'ack'])
+  t.equal(await ingest.ingest(caller, [SEED_EVENT]).then(() => 0, status), 503, 'outcome unknown')
+  t.equal(await ingest.ingest(caller, [SEED_EVENT]).then(() => 0, status), 503, 'the takeover could not be sent')
+  const [r] = await ingest.ingest(caller, [SEED_EVENT])
+  t.equal(fake.onTopic.length, 2)
+  t.equal(fake.onTopic[0], fake.onTopic[1], 'every record of the fact carries one event id')
+  t.same(r, { status: 'accepted', event_id: fake.onTopic[0] }, 'the client is given the id of the first record')
+})
