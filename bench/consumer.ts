@@ -1,14 +1,21 @@
 /**
- * Consumer benchmark (issue #4). Needs the stack (`npm run stack up`).
- *   npm run bench:consumer [-- --events 200000 --rate 3000 --seconds 15]
- * In one run, side by side:
- *   1. throughput: N records already on a fresh topic (written like a direct producer would), then
- *      the consumer pipeline (decode, contract check, dedup, identity resolution, ClickHouse insert)
- *      drains them: events/s from start until all are visible in ClickHouse
- *   2. the ceiling: chDB inserting the same rows directly (writer.insertEvents, 5000-row batches)
- *   3. end-to-end latency under load: an API process takes HTTP events at a fixed rate while the
- *      consumer runs; per event, ingested_at - received_at (receipt by the API -> row written in
- *      ClickHouse; an upper bound of "HTTP accepted -> visible"), p50/p99 computed in ClickHouse
+ * Consumer benchmark (issue #4; ceilings: issue 10 item 1). Needs the stack (`npm run stack up`).
+ *   npm run bench:consumer [-- --events 50000 --rounds 3 --rate 5000 --seconds 15]
+ * N records are written once to a fresh topic (as a direct producer would). Then, each round, side
+ * by side (the order alternates per round; each round has its own consumer groups, LMDB state and
+ * ClickHouse databases, so every round does the whole work):
+ *   pipeline  the consumer (decode, contract check, dedup, identity, ClickHouse inserts) drains the
+ *             topic: events/s from start until all N rows are visible; once more with the writer's
+ *             inserts forced one at a time (the write step before issue 10), for the comparison
+ *   decode    the decode ceiling: the same runner (consumer group, fetch, per-partition batches)
+ *             with a handler that only decodes
+ *   insert    the ClickHouse ceiling: chDB inserting the same N events rows (writer.insertEvents,
+ *             `consumer.flushMaxRows` per insert, one after another)
+ * Then, once: end-to-end latency under load: an API process takes HTTP single events at `rate`/s
+ * while a consumer runs; per event, ingested_at - received_at (API receipt -> row written in
+ * ClickHouse, an upper bound of "accepted -> queryable"), p50/p99 computed in ClickHouse.
+ * Ends with `ratio consumer_vs_insert|consumer_vs_decode <median of per-round ratios>` and
+ * `p99_ms e2e <value>` (plus `rate e2e_accepted <events/s>`: what the machine sustained).
  */
 import autocannon from 'autocannon'
 import { parseArgs } from 'node:util'
@@ -16,7 +23,7 @@ import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir, cpus, totalmem } from 'node:os'
+import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { loadConfig } from '../src/config/index.js'
@@ -27,12 +34,15 @@ import { buildConsumer } from '../src/app/consumer.js'
 import { SchemaCodec } from '../src/avro/codec.js'
 import { encodeKey } from '../src/avro/key.js'
 import { newEventId, type CdpEvent } from '../src/avro/event.js'
-import { createWriter } from '../src/clickhouse/writer.js'
+import { createWriter, type ClickHouseWriter, type InsertOutcome } from '../src/clickhouse/writer.js'
 import { runMigrations } from '../src/clickhouse/migrations.js'
 import type { EventRow } from '../src/clickhouse/rows.js'
+import { ConsumerRunner, consumerOptions } from '../src/kafka/index.js'
+import { decodeStep } from '../src/pipeline/decode-step.js'
 
 const { values } = parseArgs({ options: {
-  events: { type: 'string', default: '200000' }, rate: { type: 'string', default: '3000' }, seconds: { type: 'string', default: '15' },
+  events: { type: 'string', default: '50000' }, rate: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '15' },
+  rounds: { type: 'string', default: '3' },
 } })
 const N = Number(values.events)
 const RATE = Number(values.rate)
@@ -64,67 +74,148 @@ async function count(q: (sql: string) => Promise<string>, sql: string): Promise<
   return Number((await q(sql)).trim() || '0')
 }
 
-async function main() {
-  const res = new Resources()
-  const shared = await buildShared(config, log, res)
-  const p = await buildConsumer(shared, 'live')
-  const ch = await shared.clickhouse()
-  const q = async (sql: string) => (await ch.client.query({ query: sql, format: 'TabSeparated' })).text()
-  const db = config.clickhouse.database
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
 
-  // 1. fill the topic
+/** a config of its own for one phase of one round: group, state, database, key prefix */
+const phaseConfig = (tag: string) => loadConfig({ overrides: {
+  dataDir: dir, logLevel: 'silent',
+  kafka: { topic: `cdp.benchc.${run}`, deadLetterTopic: `cdp.benchc.${run}.dlq`, consumerGroup: `benchc-${run}-${tag}` },
+  clickhouse: { chdbPath: join(dir, 'chdb'), database: `bench_${run}_${tag}` },
+  state: { lmdbPath: join(dir, `state-${tag}`) },
+  keys: { prefix: `benchc_${run}_${tag}` },
+} })
+
+/**
+ * The writer as it was before issue 10: one insert at a time (identities, merges, aliases, events
+ * one after another). Pipeline rounds with it next to rounds without show what the concurrent
+ * side-table inserts of write-step.ts gain on this machine.
+ */
+function serializeWriter(w: ClickHouseWriter): void {
+  let chain: Promise<unknown> = Promise.resolve()
+  for (const m of ['insertEvents', 'insertIdentities', 'insertMerges', 'insertProfileAliases', 'insertDeadLetters'] as const) {
+    const original = w[m].bind(w) as (rows: readonly unknown[], o?: unknown) => Promise<InsertOutcome>
+    ;(w as unknown as Record<string, unknown>)[m] = (rows: readonly unknown[], o?: unknown) => {
+      const p = chain.then(() => original(rows, o))
+      chain = p.catch(() => undefined)
+      return p
+    }
+  }
+}
+
+async function pipeline(tag: string, serial = false): Promise<{ rate: number; timings: Record<string, number> }> {
+  const cfg = phaseConfig(tag)
+  const res = new Resources()
+  try {
+    const shared = await buildShared(cfg, log, res)
+    const p = await buildConsumer(shared, 'live')
+    const ch = await shared.clickhouse()
+    if (serial) serializeWriter(ch.writer)
+    const q = async (sql: string) => (await ch.client.query({ query: sql, format: 'TabSeparated' })).text()
+    const t0 = Date.now()
+    await p.start()
+    while (await count(q, `SELECT count() FROM ${cfg.clickhouse.database}.events`) < N) await sleep(100)
+    const rate = N / ((Date.now() - t0) / 1000)
+    await p.runner.stop()
+    return { rate, timings: { ...p.processor.timings } }
+  } finally { await res.close() }
+}
+
+async function decodeOnly(tag: string): Promise<number> {
+  const cfg = phaseConfig(tag)
+  const res = new Resources()
+  try {
+    const shared = await buildShared(cfg, log, res)
+    const step = decodeStep({ codec: shared.codec, partitions: shared.partitions })
+    let decoded = 0
+    let done: () => void = () => undefined
+    const all = new Promise<void>((r) => { done = r })
+    const runner = new ConsumerRunner(shared.kafka, consumerOptions(cfg), {
+      process: async (records) => {
+        for (const r of records) if ((await step(r)).kind === 'ok') decoded++
+        if (decoded >= N) done()
+        return records.length
+      },
+    }, log)
+    const t0 = Date.now()
+    await runner.start()
+    await all
+    const rate = N / ((Date.now() - t0) / 1000)
+    await runner.stop()
+    return rate
+  } finally { await res.close() }
+}
+
+async function insertOnly(tag: string, rows: EventRow[]): Promise<number> {
+  const cfg = phaseConfig(tag)
+  const res = new Resources()
+  try {
+    const shared = await buildShared(cfg, log, res)
+    const ch = await shared.clickhouse()
+    const db = `${cfg.clickhouse.database}_ceiling`
+    await runMigrations(ch.client, { database: db })
+    const writer = createWriter(ch.client, { database: db })
+    const step = cfg.consumer.flushMaxRows
+    const t0 = Date.now()
+    for (let i = 0; i < rows.length; i += step) await writer.insertEvents(rows.slice(i, i + step), { dedupToken: `bench:${tag}:${i}` })
+    return rows.length / ((Date.now() - t0) / 1000)
+  } finally { await res.close() }
+}
+
+async function main() {
+  const load0 = loadavg()
+  const rounds = Number(values.rounds)
+  // 1. fill the topic once
+  const res0 = new Resources()
+  const shared0 = await buildShared(phaseConfig('fill'), log, res0)
   const codec = new SchemaCodec(config.schemaRegistry)
   await codec.init(config.kafka.topic)
-  const producer = shared.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
+  const producer = shared0.kafka.producer({ idempotent: true, maxInFlightRequests: 1 })
   await producer.connect()
   process.stderr.write(`writing ${N} records to ${config.kafka.topic}\n`)
-  const sample: CdpEvent[] = []
+  const facts: CdpEvent[] = []
   for (let i = 0; i < N; i += 1000) {
     const batch = Array.from({ length: Math.min(1000, N - i) }, (_, j) => fact(i + j))
-    if (sample.length < 50_000) sample.push(...batch)
+    facts.push(...batch)
     await producer.send({ topic: config.kafka.topic, acks: -1, messages: batch.map((e) => ({ key: encodeKey(e), value: codec.encode(e) })) })
   }
   await producer.disconnect()
-
-  // 2. drain with the pipeline
-  process.stderr.write('consuming\n')
-  const runner = p.runner
-  const t0 = Date.now()
-  await p.start()
-  while (await count(q, `SELECT count() FROM ${db}.events`) < N) await sleep(200)
-  const consumerRate = N / ((Date.now() - t0) / 1000)
-  await runner.stop()
-  const tm = p.processor.timings
-  const tmTotal = Object.values(tm).reduce((a, b) => a + b, 0)
-  const where = Object.entries(tm).map(([k, v]) => `${k} ${(100 * v / tmTotal).toFixed(0)}%`).join(', ')
-
-  // 3. ceiling: the same rows straight into chDB (another database, same engine and settings)
-  const ceilingDb = `${db}_ceiling`
-  await runMigrations(ch.client, { database: ceilingDb })
-  const writer = createWriter(ch.client, { database: ceilingDb })
-  const rows: EventRow[] = sample.map((e, i) => ({
+  await res0.close()
+  const rows: EventRow[] = facts.map((e, i) => ({
     tenant: e.tenant, source: e.source, external_event_id: e.externalEventId, event_id: e.eventId, event_type: e.eventType,
     occurred_at: new Date(e.occurredAt).toISOString(), received_at: new Date(e.receivedAt).toISOString(), profile_id: 'p',
     email: e.identity.email, phone: null, external_user_id: e.identity.externalUserId, device_key: e.identity.deviceKey,
     properties: e.properties, schema_version: 1, kafka_partition: 0, kafka_offset: i,
   }))
-  const t1 = Date.now()
-  for (let i = 0; i < rows.length; i += 5000) await writer.insertEvents(rows.slice(i, i + 5000))
-  const ceilingRate = rows.length / ((Date.now() - t1) / 1000)
 
-  // 4. end-to-end latency under load through a separate API process
+  // 2. rounds: pipeline, decode ceiling, insert ceiling
+  const out = { pipeline: [] as number[], serial: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
+  for (let r = 0; r < rounds; r++) {
+    const phases: [string, () => Promise<void>][] = [
+      ['pipeline', async () => { const x = await pipeline(`p${r}`); out.pipeline.push(x.rate); out.timings.push(x.timings) }],
+      ['pipeline, inserts one at a time', async () => { out.serial.push((await pipeline(`s${r}`, true)).rate) }],
+      ['decode', async () => { out.decode.push(await decodeOnly(`d${r}`)) }],
+      ['insert', async () => { out.insert.push(await insertOnly(`i${r}`, rows)) }],
+    ]
+    if (r % 2 === 1) phases.reverse()
+    for (const [name, phase] of phases) {
+      process.stderr.write(`round ${r + 1}: ${name}\n`)
+      await phase()
+    }
+    process.stderr.write(`round ${r + 1}: pipeline ${out.pipeline[r]!.toFixed(0)}, serial inserts ${out.serial[r]!.toFixed(0)}, decode ${out.decode[r]!.toFixed(0)}, insert ${out.insert[r]!.toFixed(0)} events/s\n`)
+  }
+
+  // 3. end-to-end latency under load through a separate API process
   process.stderr.write(`end to end: ${RATE} events/s over HTTP for ${SECONDS} s\n`)
   const e2eTopicRun = `${run}e`
   const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./api.ts', import.meta.url)), '--serve', e2eTopicRun], { stdio: ['pipe', 'pipe', 'inherit'] })
   const lines = createInterface({ input: child.stdout })
   const { port, key } = await new Promise<{ port: number; key: string }>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as { port: number; key: string })))
-  await res.close()
   const res2 = new Resources()
   const cfg2 = loadConfig({ overrides: {
     dataDir: dir, logLevel: 'silent',
     kafka: { topic: `cdp.bench.${e2eTopicRun}`, deadLetterTopic: `cdp.bench.${e2eTopicRun}.dlq`, consumerGroup: `benche-${run}` },
     clickhouse: { chdbPath: join(dir, 'chdb'), database: `bench_${run}_e2e` },
-    state: { lmdbPath: join(dir, 'state2') },
+    state: { lmdbPath: join(dir, 'state-e2e') },
     keys: { prefix: `benche_${run}` },
   } })
   const shared2 = await buildShared(cfg2, log, res2)
@@ -132,7 +223,7 @@ async function main() {
   await p2.start()
   let n = 0
   const load = await autocannon({
-    url: `http://127.0.0.1:${port}`, connections: 32, duration: SECONDS, overallRate: RATE,
+    url: `http://127.0.0.1:${port}`, connections: 64, duration: SECONDS, overallRate: RATE,
     requests: [{ method: 'POST', path: '/v1/cdp/events', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       setupRequest: (req) => ({ ...req, body: JSON.stringify({ source: 'brand.pos', externalEventId: `e-${n}`, eventType: 'purchase_completed',
         identity: { email: `user${n++ % 5000}@example.com` }, properties: { order_id: 'o', amount: 1, currency: 'USD' } }) }) }],
@@ -146,16 +237,30 @@ async function main() {
   child.stdin.end()
   await new Promise((r) => child.once('exit', r))
   await res2.close()
+  const load1 = loadavg()
 
+  const ratios = {
+    consumer_vs_insert: median(out.pipeline.map((x, i) => x / out.insert[i]!)),
+    consumer_vs_decode: median(out.pipeline.map((x, i) => x / out.decode[i]!)),
+    consumer_vs_serial_inserts: median(out.pipeline.map((x, i) => x / out.serial[i]!)),
+  }
+  const steps = Object.keys(out.timings[0] ?? {})
+  const share = (k: string) => median(out.timings.map((t) => t[k]! / Object.values(t).reduce((a, b) => a + b, 0)))
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
-  console.log(`\nmachine: ${machine}; Kafka, registry on the same machine; embedded chDB; LMDB state`)
-  console.log('| measure | result |')
-  console.log('|---|---|')
-  console.log(`| consumer: ${N} records topic -> ClickHouse (decode, contract, dedup, identity, insert) | ${consumerRate.toFixed(0)} events/s |`)
-  console.log(`| ceiling: chDB insertEvents of the same rows, 5000/batch | ${ceilingRate.toFixed(0)} rows/s |`)
-  console.log(`| consumer ÷ ceiling | ${(consumerRate / ceilingRate).toFixed(2)} |`)
-  console.log(`| consumer time by step (summed over batches) | ${where} |`)
-  console.log(`| end to end at ${RATE} events/s offered for ${SECONDS} s (${accepted} accepted, ${lat[2]} in ClickHouse) | p50 ${lat[0]} ms, p99 ${lat[1]} ms |`)
+  console.log(`\nmachine: ${machine}; Kafka, registry on the same machine; embedded chDB; LMDB state; load average (1/5/15 min) at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}`)
+  console.log(`${rounds} rounds, ${N} records each, medians; partitionConcurrency ${config.consumer.partitionConcurrency}, flushMaxRows ${config.consumer.flushMaxRows}`)
+  console.log('| measure | events/s (median) | per round | ÷ ceiling (per-round median) |')
+  console.log('|---|---:|---|---:|')
+  console.log(`| consumer pipeline: topic -> ClickHouse | ${median(out.pipeline).toFixed(0)} | ${out.pipeline.map((x) => x.toFixed(0)).join(', ')} | ${ratios.consumer_vs_insert.toFixed(2)} of insert, ${ratios.consumer_vs_decode.toFixed(2)} of decode |`)
+  console.log(`| consumer pipeline, inserts one at a time (before issue 10) | ${median(out.serial).toFixed(0)} | ${out.serial.map((x) => x.toFixed(0)).join(', ')} | ${median(out.serial.map((x, i) => x / out.insert[i]!)).toFixed(2)} of insert |`)
+  console.log(`| ceiling: consumer group + decode only | ${median(out.decode).toFixed(0)} | ${out.decode.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
+  console.log(`| ceiling: chDB insertEvents of the same rows, ${config.consumer.flushMaxRows}/insert | ${median(out.insert).toFixed(0)} | ${out.insert.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
+  console.log(`\nconsumer time by step (median share over rounds): ${steps.map((k) => `${k} ${(100 * share(k)).toFixed(0)}%`).join(', ')}`)
+  console.log(`end to end: ${RATE} events/s offered for ${SECONDS} s over 64 connections, ${accepted} accepted (${(accepted / SECONDS).toFixed(0)}/s), ${lat[2]} in ClickHouse: p50 ${lat[0]} ms, p99 ${lat[1]} ms`)
+  console.log('')
+  for (const [k, v] of Object.entries(ratios)) console.log(`ratio ${k} ${v.toFixed(3)}`)
+  console.log(`rate e2e_accepted ${(accepted / SECONDS).toFixed(0)}`)
+  console.log(`p99_ms e2e ${lat[1]}`)
   rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }

@@ -13,12 +13,10 @@
 import { parseArgs } from 'node:util'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { randomBytes } from 'node:crypto'
-import kafkajs from 'kafkajs'
-import { Producer } from '@platformatic/kafka'
 import { loadConfig, type Config } from '../src/config/index.js'
 import { createLogger } from '../src/observability/logger.js'
 import { BatchingProducer, createKafka, ensureTopics, producerOptions, type KafkaClient } from '../src/kafka/index.js'
-import { javaCompatiblePartition, platformaticSenderOptions } from '../src/kafka/platformatic/producer.js'
+import { openRawProducer } from './lib/raw-producer.js'
 
 const { values } = parseArgs({ options: {
   seconds: { type: 'string', default: '5' }, rounds: { type: 'string', default: '3' },
@@ -56,30 +54,16 @@ async function measure(work: (stop: () => boolean) => Promise<number>): Promise<
   return { records, seconds: elapsed, cpuUs: (cpu.user + cpu.system) / Math.max(1, records) }
 }
 
-async function rawKafkajs(kafka: KafkaClient, topic: string): Promise<Sample> {
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false, createPartitioner: kafkajs.Partitioners.DefaultPartitioner })
-  await producer.connect()
+/** the raw producer of `client`, `batch`-record sends, one in flight (bench/lib/raw-producer.ts) */
+async function raw(client: Client, kafka: KafkaClient, config: Readonly<Config>, topic: string): Promise<Sample> {
+  const producer = await openRawProducer(client, kafka, config)
   try {
     return await measure(async (stop) => {
       let n = 0
-      while (!stop()) { await producer.send({ topic, acks: -1, messages: next(batchSize) }); n += batchSize }
+      while (!stop()) { await producer.send(topic, next(batchSize)); n += batchSize }
       return n
     })
-  } finally { await producer.disconnect() }
-}
-
-async function rawPlatformatic(config: Readonly<Config>, topic: string): Promise<Sample> {
-  const o = platformaticSenderOptions(config)
-  // the partitioner the lanes use: the library's default (BigInt murmur2) places keys elsewhere
-  const producer = new Producer({ clientId: o.clientId, bootstrapBrokers: o.brokers, idempotent: true, acks: -1, retries: 3, partitioner: javaCompatiblePartition, autocreateTopics: false })
-  await producer.initIdempotentProducer({})
-  try {
-    return await measure(async (stop) => {
-      let n = 0
-      while (!stop()) { await producer.send({ messages: next(batchSize).map((m) => ({ topic, key: m.key, value: m.value })) }); n += batchSize }
-      return n
-    })
-  } finally { await producer.close(true) }
+  } finally { await producer.close() }
 }
 
 async function batching(kafka: KafkaClient, config: Readonly<Config>, callers: number, perSend: number): Promise<Sample> {
@@ -111,7 +95,7 @@ async function main(): Promise<void> {
   const { partitions } = await ensureTopics(kafka, base)
 
   const phases: Record<Phase, (c: Client) => Promise<Sample>> = {
-    raw: (c) => (c === 'kafkajs' ? rawKafkajs(kafka, topicName) : rawPlatformatic(configs.platformatic, topicName)),
+    raw: (c) => raw(c, kafka, configs[c], topicName),
     'bp-batch': (c) => batching(kafka, configs[c], 4, batchSize),
     'bp-single': (c) => batching(kafka, configs[c], 64, 1),
   }

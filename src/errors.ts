@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   forbidden: { status: 403, retriable: false },
   not_found: { status: 404, retriable: false },
   idempotency_conflict: { status: 409, retriable: false },
+  /** the event carries an identity of a person erased for this tenant (docs/PRIVACY.md); lifted only by an operator */
+  suppressed: { status: 409, retriable: false },
   payload_too_large: { status: 413, retriable: false },
   unsupported_media_type: { status: 415, retriable: false },
   bad_request: { status: 400, retriable: false },

@@ -16,6 +16,7 @@ import { Redriver } from '../pipeline/redrive.js'
 import type { MetricsSource } from '../http/routes/ops.js'
 import type { Shared } from './shared.js'
 import { combineChecks, dependencyChecks, type Checks } from './readiness.js'
+import { erasureRequests } from '../privacy/index.js'
 
 export interface Api {
   app: FastifyInstance
@@ -24,7 +25,7 @@ export interface Api {
   readiness: () => Promise<Record<string, boolean>>
 }
 
-const ERROR_OUTCOME = { validation_failed: 'invalid', idempotency_conflict: 'conflict', forbidden: 'forbidden' } as const
+const ERROR_OUTCOME = { validation_failed: 'invalid', idempotency_conflict: 'conflict', forbidden: 'forbidden', suppressed: 'suppressed' } as const
 
 /** an item's outcome for cdp_events_total; an invalid item by its first problem's code (a fixed set) */
 function countResult(metrics: Metrics, tenant: string, r: ItemResult): void {
@@ -59,6 +60,7 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
     encode: (e) => codec.encode(e),
     send: (m) => producer.send(m),
     onResults: (caller, results) => { for (const r of results) countResult(shared.metrics, caller.tenant, r) },
+    suppressed: (tenant, identities) => shared.suppression.suppressed(tenant, identities),
   })
   const keys = new KeyVerifier(stores.keys, 1000, Date.now, config.http.keyNegativeCacheMs)
   const deps = dependencyChecks(shared)
@@ -93,8 +95,9 @@ export async function buildApi(shared: Shared, opts: ApiOptions = {}): Promise<A
       list: () => Promise.reject(noClickHouse()),
       redrive: () => Promise.reject(noClickHouse()),
     }
+  const erasures = erasureRequests(config, shared.privacy, shared.suppression, shared.pseudonymizer)
   const app = await buildApp(config, {
-    ingest, keys, readiness, logger: log, status, deadLetters, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}),
+    ingest, keys, readiness, logger: log, status, deadLetters, erasures, contracts: shared.contracts, ...(opts.query ? { query: opts.query } : {}),
     metrics: opts.metrics ?? (() => shared.metrics.text()), observeRequest: shared.metrics.request,
   })
   // registered after the producer: the app closes first, so in-flight requests finish before it flushes

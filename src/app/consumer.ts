@@ -7,15 +7,18 @@
 import { createIdentityGraph } from '../identity/index.js'
 import { partitionFor } from '../avro/partition.js'
 import { analystQueryRunner } from '../clickhouse/index.js'
-import { ConsumerRunner, KafkaAdmin, consumerOptions, fetchRecords, type TopicMessage } from '../kafka/index.js'
+import { CONSUMER_RETRY, ConsumerRunner, KafkaAdmin, consumerOptions, createKafka, createMemberRemover, fetchRecords, type TopicMessage } from '../kafka/index.js'
 import type { ClickHouseWriter } from '../clickhouse/writer.js'
 import type { Metrics } from '../observability/metrics.js'
 import type { QueryRunner } from '../http/routes/query.js'
 import { BatchProcessor, type DeadLetter } from '../pipeline/processor.js'
 import { createIdentityStep } from '../pipeline/identity-step.js'
+import type { IdentityStep } from '../pipeline/deps.js'
 import type { Shared } from './shared.js'
 import { ConsumerHealth } from './consumer-health.js'
 import { withTimeout, type Checks } from './readiness.js'
+import { personRows } from '../clickhouse/index.js'
+import { ErasureWorker } from '../privacy/index.js'
 
 export type ConsumerMode = 'live' | 'replay'
 
@@ -28,8 +31,15 @@ export interface Consumer {
   health: ConsumerHealth
   /** the consumer's own /readyz checks: ClickHouse answers, the consumer is in its group, no stalled partition */
   readiness(): Promise<Checks>
-  /** joins the consumer group; the runner stops when `shared.res` closes */
+  /** runs the stored erasure requests (live only: this process owns ClickHouse); started by start() */
+  erasures: ErasureWorker | undefined
+  /** the identity step over this process's graph (cdp state rebuild resolves through it) */
+  identity: IdentityStep
+  /** joins the consumer group (resolves once joined; a failed start may be called again); the
+   *  runner stops when `shared.res` closes */
   start(): Promise<void>
+  /** joined its group and consuming (readiness) */
+  joined(): boolean
 }
 
 export interface ConsumerOptions {
@@ -69,14 +79,37 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     if (messages.length > 0) await producer.send(config.kafka.topic, messages).done
   }
 
+  // erasures and suppressed records: a null value under the key, on the partition the consumer
+  // accepts the key on, through the one batching producer
+  const tombstone = async (keys: string[]) => {
+    if (keys.length === 0) return
+    await producer.send(config.kafka.topic, keys.map((k): TopicMessage => {
+      const key = Buffer.from(k, 'utf8')
+      return { key, value: null, partition: partitionFor(key, shared.partitions), headers: { 'cdp-tombstone': 'erasure' } }
+    })).done
+  }
+  const piiOf = new Map<string, readonly string[]>()
+  const piiProperties = (tenant: string, eventType: string): readonly string[] => {
+    const k = `${tenant}\u0000${eventType}`
+    let names = piiOf.get(k)
+    if (names === undefined) {
+      const c = shared.contracts.get(tenant, eventType)
+      names = c === undefined ? [] : Object.entries(c.properties).filter(([, p]) => p.pii).map(([n]) => n)
+      piiOf.set(k, names)
+    }
+    return names
+  }
+
+  const identity = createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }, shared.pseudonymizer)
   const processor = new BatchProcessor({
     config, codec: shared.codec, mode, log, partitions: shared.partitions,
     checkContract: shared.checkContract,
     segmentable: shared.contracts.segmentableColumns(),
     dedup: shared.stores.dedup,
-    identity: createIdentityStep(graph, config, log, { merge: metrics.merge, blocked: metrics.blockedMerge }),
+    identity,
     writer: meteredWriter(clickhouse.writer, metrics),
     observe: (o) => metrics.consumed(o.records, o.skipped, o.deadLetters),
+    suppression: shared.suppression, pseudonymizer: shared.pseudonymizer, piiProperties, tombstone,
     existingFacts: (tuples) => clickhouse.existingFacts(tuples),
     publishDeadLetters,
     reassert,
@@ -87,8 +120,14 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
   res.add('analyst-queries', () => analyst.cancelAll())
   const groupId = opts.groupId ?? config.kafka.consumerGroup
   let health: ConsumerHealth | undefined
-  const runner = new ConsumerRunner(shared.kafka, {
+  // a client of its own: the consumer retries without limit (CONSUMER_RETRY), the API's
+  // producer keeps its short retries and its callers' deadlines
+  const consumerKafka = createKafka(config, log, '', { retry: { ...CONSUMER_RETRY } })
+  const members = createMemberRemover(config)
+  res.add('member-remover', () => members.close())
+  const runner = new ConsumerRunner(consumerKafka, {
     ...consumerOptions(config, groupId),
+    removeMember: members.remove,
     onCommit: (partition, next) => { metrics.committed(); health?.committed(partition, next) },
   }, processor, log)
   const admin = new KafkaAdmin(shared.kafka)
@@ -111,19 +150,30 @@ export async function buildConsumer(shared: Shared, mode: ConsumerMode, opts: Co
     // consumer: a kafkajs consumer is in the group (false while the runner rejoins after a crash)
     return { clickhouse: ping !== false && ping.ok, consumer: runner.healthy, consumerProgress: h.stalledPartitions().length === 0 }
   }
-  let started = false
+  const erasures = mode === 'replay' ? undefined : new ErasureWorker({
+    config, store: shared.privacy, graph, dedup: shared.stores.dedup, rows: personRows(clickhouse.client, clickhouse.database),
+    suppression: shared.suppression, pseudonymizer: shared.pseudonymizer, log,
+    identityOfValue: async (value) => { const r = await shared.codec.decode(value); return r.ok ? r.event.identity : undefined },
+    tombstones: (keys) => tombstone(keys.map((k) => k.toString('utf8'))),
+  }, { pollMs: config.privacy.erasurePollMs, staleMs: config.privacy.erasureStaleMs })
+  let registered = false
+  let started: Promise<void> | undefined
   return {
-    processor, runner, query: analyst, health: h, readiness,
-    start: async () => {
-      if (started) return
-      started = true
-      res.add('consumer', () => runner.stop())
-      // registered after the runner: stops refreshing before the runner and the admin close
-      res.add('consumer-health', () => h.stop())
-      metrics.consumerStarted()
-      await runner.start()
-      h.start()
+    processor, runner, query: analyst, identity, health: h, readiness, erasures,
+    start: () => {
+      if (!registered) {
+        registered = true
+        res.add('consumer', () => runner.stop())
+        // registered after the runner: stops refreshing before the runner and the admin close
+        res.add('consumer-health', () => h.stop())
+        // registered after the consumer: stops first, so a run in progress ends before ClickHouse closes
+        if (erasures !== undefined) res.add('erasures', () => erasures.stop())
+        metrics.consumerStarted()
+      }
+      started ??= runner.start().then(() => { h.start(); erasures?.start() }, (err: unknown) => { started = undefined; throw err })
+      return started
     },
+    joined: () => runner.joined,
   }
 }
 

@@ -14,8 +14,11 @@ export class Resources {
   async close(log?: Logger): Promise<void> {
     const closers = this.closers.reverse()
     this.closers = []
+    const started = Date.now()
     for (const c of closers) {
       try { await c.close() } catch (err) { log?.warn({ err: (err as Error).message, resource: c.name }, 'close failed') }
     }
+    // after "draining": what was closed, and how long it took
+    if (closers.length > 0) log?.info({ closed: closers.map((c) => c.name), ms: Date.now() - started }, 'closed')
   }
 }

@@ -14,6 +14,8 @@ import { SchemaCodec } from '../avro/codec.js'
 import { BatchingProducer, createKafka, ensureTopics, kafkaError, producerOptions, type KafkaClient } from '../kafka/index.js'
 import { openClickHouse, type ClickHouse } from '../clickhouse/index.js'
 import type { Resources } from './resources.js'
+import { createPrivacyStore, type PrivacyStore } from '../state/privacy-store.js'
+import { createPseudonymizer, createSuppressionCheck, type Pseudonymizer, type SuppressionCheck } from '../privacy/index.js'
 
 export interface Shared {
   config: Readonly<Config>
@@ -31,6 +33,10 @@ export interface Shared {
   partitions: number
   /** opened (and migrated) on the first call; later calls get the same */
   clickhouse(): Promise<ClickHouse>
+  /** erasure requests and the suppression list (docs/PRIVACY.md) */
+  privacy: PrivacyStore
+  suppression: SuppressionCheck
+  pseudonymizer: Pseudonymizer
 }
 
 /** Fails fast, naming the dependency, when one is unreachable. */
@@ -39,6 +45,9 @@ export async function buildShared(config: Readonly<Config>, log: Logger, res: Re
   const contracts = loadContracts(config.contracts.dir)
   const stores = await createStateStores(config)
   res.add('state', () => stores.close())
+  const privacy = createPrivacyStore(config)
+  res.add('privacy-store', () => privacy.close())
+  const pseudonymizer = createPseudonymizer(config.privacy)
   const kafka = createKafka(config, log)
   const { partitions } = await ensureTopics(kafka, config)
   const codec = new SchemaCodec(config.schemaRegistry)
@@ -57,5 +66,6 @@ export async function buildShared(config: Readonly<Config>, log: Logger, res: Re
     config, log, res, contracts, stores, kafka, codec, producer, partitions, metrics,
     checkContract: contractChecker(contracts, { maxStringLength: config.validation.maxStringLength }),
     clickhouse: openOnce,
+    privacy, pseudonymizer, suppression: createSuppressionCheck(config, privacy, pseudonymizer),
   }
 }

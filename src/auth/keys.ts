@@ -12,8 +12,9 @@ import type { ApiKeyRecord, KeyStore } from '../state/types.js'
  * operator key; only the CLI creates keys). pii:read: identity values and pii properties raw.
  * events:read: the status of the tenant's own events (GET /v1/cdp/events/{source}/{id}).
  * dlq:manage: list and redrive dead letters of every tenant (an operator key, `cdp dlq`).
+ * privacy:erase: request and read erasures of people of the key's tenant (docs/PRIVACY.md).
  */
-export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read', 'events:read', 'dlq:manage'] as const
+export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read', 'events:read', 'dlq:manage', 'privacy:erase'] as const
 export type Permission = (typeof PERMISSIONS)[number]
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'

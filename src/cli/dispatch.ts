@@ -11,13 +11,16 @@ import { keysCommand } from './commands/keys.js'
 import { contractsCommandDef } from './commands/contracts.js'
 import { queryCommand } from './commands/query.js'
 import { replayCommand } from './commands/replay.js'
+import { importCommand } from './commands/import.js'
+import { stateCommand } from './commands/state.js'
 import { clickhouseGatewayCommand } from './commands/clickhouse-gateway.js'
 import { dlqCommand } from './commands/dlq.js'
 import { tailCommand } from './commands/tail.js'
+import { eraseCommand, suppressionsCommand } from './commands/erase.js'
 
 export const COMMANDS: readonly Command[] = [
-  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, replayCommand, clickhouseGatewayCommand,
-  dlqCommand, tailCommand,
+  serveCommand, stackCommand, keysCommand, contractsCommandDef, queryCommand, importCommand, replayCommand, stateCommand, clickhouseGatewayCommand,
+  dlqCommand, tailCommand, eraseCommand, suppressionsCommand,
 ]
 
 function overview(out: Out): void {

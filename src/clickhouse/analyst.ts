@@ -87,6 +87,12 @@ export interface AnalystRunnerOptions {
   piiColumns?: readonly string[]
   /** how long the analyst table list is reused before it is read again (ms, default 30 s) */
   tableListTtlMs?: number
+  /**
+   * false: use the masking views the schema's owner (the consumer) created, never (re)create
+   * them; piiHashKey is then unused. A query-only process (`serve --role api` over a ClickHouse
+   * server) runs so, so two processes with different keys cannot fight over the views.
+   */
+  createViews?: boolean
 }
 
 /** identity and payload columns masked for keys without pii:read, per table */
@@ -314,7 +320,7 @@ interface Running {
  */
 export async function createAnalystQueryRunner(client: ClickHouseClient, opts: AnalystRunnerOptions): Promise<AnalystQueryRunner> {
   const limits: AnalystLimits = { ...DEFAULT_ANALYST_LIMITS, ...opts.limits }
-  await ensureMaskedViews(client, opts)
+  if (opts.createViews !== false) await ensureMaskedViews(client, opts)
   const inFlight = new Map<string, number>()
   const running = new Map<string, Running>()
   let closed = false
@@ -505,7 +511,12 @@ export async function analystQueryRunner(
   client: ClickHouseClient,
   config: Readonly<Pick<Config, 'dataDir' | 'query'> & { clickhouse: Pick<Config['clickhouse'], 'database'> }>,
   contracts: Pick<ContractRegistry, 'all' | 'segmentableColumns'>,
+  opts: { createViews?: boolean } = {},
 ): Promise<AnalystQueryRunner> {
+  if (opts.createViews === false) {
+    const { piiHashKey: _unused, ...queryLimits } = config.query
+    return createAnalystQueryRunner(client, { database: config.clickhouse.database, limits: queryLimits, piiHashKey: '', createViews: false })
+  }
   const piiProperties = new Set<string>()
   for (const c of contracts.all()) for (const [name, spec] of Object.entries(c.properties)) if (spec.pii) piiProperties.add(name)
   const piiColumns = contracts.segmentableColumns().filter((s) => piiProperties.has(s.property)).map((s) => s.column)

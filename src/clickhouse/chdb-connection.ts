@@ -15,8 +15,17 @@
  * and that session is closed when the call settles. Opening one costs well under a millisecond.
  * Other calls use the long-lived session, which also holds the data dir for the process.
  */
+import { createRequire } from 'node:module'
 import type { ClickHouseClientConfigOptions } from '@clickhouse/client'
-import { createChdbConnection } from 'chdb/connection'
+
+// chDB is loaded on first use, not on import: its native library (libchdb.so, 566 MB) costs a
+// process about 200 MB of RSS once loaded, and a process on a ClickHouse server never needs it
+type CreateChdbConnection = typeof import('chdb/connection')['createChdbConnection']
+let create: CreateChdbConnection | undefined
+function createChdbConnection(opts: { path: string }): ReturnType<CreateChdbConnection> {
+  create ??= (createRequire(import.meta.url)('chdb/connection') as typeof import('chdb/connection')).createChdbConnection
+  return create(opts)
+}
 
 /**
  * The Connection contract as @clickhouse/client declares it. chdb/connection declares the same

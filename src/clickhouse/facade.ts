@@ -8,6 +8,7 @@ import { keyString } from '../avro/key.js'
 import { closeClickHouse, createClickHouse, pingClickHouse, type ClickHouseClient, type PingOutcome } from './client.js'
 import { clickHouseError } from './errors.js'
 import { runMigrations, type MigrateOptions, type MigrateResult } from './migrations.js'
+import { ensureRetention } from './retention.js'
 import type { SegmentableColumn } from './rows.js'
 import { quoteIdent } from './sql.js'
 import { createWriter, type ClickHouseWriter } from './writer.js'
@@ -27,16 +28,26 @@ export interface ClickHouse {
 
 /** Opens ClickHouse and brings its schema up to date (typed columns for `segmentable`). */
 export async function openClickHouse(
-  config: Pick<Config, 'clickhouse'>,
+  config: Pick<Config, 'clickhouse'> & Partial<Pick<Config, 'retention'>>,
   segmentable: readonly SegmentableColumn[],
   log?: MigrateOptions['log'],
 ): Promise<{ clickhouse: ClickHouse; migrated: MigrateResult }> {
   const database = config.clickhouse.database
   const client = createClickHouse(config)
   try {
+    const cluster = config.clickhouse.cluster ?? undefined
+    // dead letters keep clickhouse.deadLetterTtlDays unless retention.tables names dead_letters:
+    // one setting decides a table's TTL at each start, never two that undo each other
+    const tables = config.retention?.tables ?? {}
+    const deadLetterTtlDays = Object.hasOwn(tables, 'dead_letters') ? undefined : config.clickhouse.deadLetterTtlDays
     const migrated = await runMigrations(client, {
-      database, segmentable, deadLetterTtlDays: config.clickhouse.deadLetterTtlDays, ...(log === undefined ? {} : { log }),
+      database, segmentable, ...(deadLetterTtlDays === undefined ? {} : { deadLetterTtlDays }),
+      ...(log === undefined ? {} : { log }), ...(cluster === undefined ? {} : { cluster }),
     })
+    // the operator's retention (TTL) per table, after the versioned migrations
+    for (const c of await ensureRetention(client, database, tables)) {
+      log?.info({ database, table: c.table, days: c.days }, 'ClickHouse retention applied')
+    }
     return { clickhouse: facadeOver(client, database), migrated }
   } catch (err) {
     await closeClickHouse(client).catch(() => undefined)

@@ -20,3 +20,6 @@ export { isClickHouseUnavailable, clickHouseError, clickHouseErrorCode } from '.
 export type * from './rows.js'
 export { DeadLetterTables, chTimeToIso } from './dead-letters.js'
 export type { DeadLetterEntry, DeadLetterFilter, LatestDeadLetter, PendingDeadLetter, ReasonCount, StoredFact } from './dead-letters.js'
+export { personRows } from './erasure.js'
+export type { PersonRows, PersonIdentity, PersonFacts, DeadLetterRef, ErasedTable, RowIdentityType } from './erasure.js'
+export { ensureRetention, currentTtl, RETENTION_COLUMNS } from './retention.js'

@@ -17,8 +17,12 @@
  * `insert_deduplication_token` is dropped (without that setting the token is ignored).
  *
  * To change the schema, append a migration with the next version; never edit an applied one.
- * The engines are single-node (MergeTree family, not Replicated*): a replicated cluster needs
- * its own migration set with ON CLUSTER and Replicated engines.
+ * The statements are written for one node. With `cluster` set (config clickhouse.cluster),
+ * forCluster() rewrites each one for a ClickHouse cluster: DDL `ON CLUSTER`, MergeTree engines as
+ * their Replicated* twins (deduplication by block token then lives in Keeper:
+ * `replicated_deduplication_window`), and beside each data table a `Distributed` table
+ * `<table>_all` sharded by a hash of its ORDER BY key, so all copies of a fact land on one shard
+ * (ReplacingMergeTree only merges within a shard).
  */
 import type { ClickHouseClient } from '@clickhouse/client'
 import { CdpError } from '../errors.js'
@@ -207,8 +211,56 @@ function eventsResolvedView(db: string): string {
   `
 }
 
+/** the data tables: each gets a `<name>_all` Distributed table on a cluster */
+const DATA_TABLES = new Set(['events', 'identities', 'profile_merges', 'profile_aliases', 'dead_letters'])
+
+const CREATE = /^(\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:MATERIALIZED\s+)?(?:TABLE|VIEW|DATABASE)\s+(?:IF\s+NOT\s+EXISTS\s+)?)(\S+)/i
+const ALTER = /^(\s*ALTER\s+TABLE\s+)(\S+)/i
+const ENGINE = /ENGINE\s*=\s*(\w*MergeTree)(?:\(([^)]*)\))?/i
+
+/**
+ * One single-node statement as the statements for a cluster named `cluster` (already a plain
+ * identifier). Pure: tests check the generated SQL without a cluster.
+ */
+export function forCluster(statement: string, cluster: string): string[] {
+  const on = ` ON CLUSTER ${quoteIdent(cluster)}`
+  const alter = ALTER.exec(statement)
+  if (alter !== null) {
+    // a column added to a data table goes to its Distributed table too (created AS it, earlier)
+    const t = alter[2]!.split('.').pop()!.replace(/`/g, '')
+    const distributed = DATA_TABLES.has(t) ? [statement.replace(ALTER, `$1${alter[2]!.slice(0, alter[2]!.length - alter[2]!.split('.').pop()!.length)}${quoteIdent(`${t}_all`)}${on}`)] : []
+    return [statement.replace(ALTER, `$1$2${on}`), ...distributed]
+  }
+  const create = CREATE.exec(statement)
+  if (create === null) throw new CdpError('internal_error', 'forCluster: not a CREATE or ALTER TABLE statement')
+  const name = create[2]!
+  let out = statement.replace(CREATE, `$1$2${on}`)
+  const engine = ENGINE.exec(out)
+  if (engine === null) return [out]
+  // {database} and {table} are server macros: one Keeper path per table and shard
+  const args = [`'/clickhouse/tables/{shard}/{database}/{table}'`, `'{replica}'`, ...(engine[2]?.trim() ? [engine[2].trim()] : [])]
+  out = out.replace(ENGINE, `ENGINE = Replicated${engine[1]!}(${args.join(', ')})`)
+    .replace(/non_replicated_deduplication_window/g, 'replicated_deduplication_window')
+  const table = name.split('.').pop()!.replace(/`/g, '')
+  if (!DATA_TABLES.has(table)) return [out]
+  const order = /ORDER\s+BY\s+\(([^)]*)\)/i.exec(out)?.[1] ?? ''
+  // the sharding key: the table's identity minus what only orders within it (offsets)
+  const key = order.split(',').map((c) => c.trim()).filter((c) => c !== '' && c !== 'kafka_offset')
+  const db = name.slice(0, name.length - name.split('.').pop()!.length - 1)
+  return [out, `CREATE TABLE IF NOT EXISTS ${db}.${quoteIdent(`${table}_all`)}${on} AS ${name}
+      ENGINE = Distributed(${quoteIdent(cluster)}, ${db}, ${quoteIdent(table)}, cityHash64(${key.join(', ')}))`]
+}
+
+/** the statements of `m` for this deployment: as written, or rewritten for `cluster` */
+export function migrationStatements(m: Migration, db: string, cluster?: string): string[] {
+  const plain = m.statements(db)
+  return cluster === undefined ? plain : plain.flatMap((st) => forCluster(st, cluster))
+}
+
 export interface MigrateOptions {
   database: string
+  /** a ClickHouse cluster name (config clickhouse.cluster): ON CLUSTER, Replicated*, Distributed */
+  cluster?: string
   /** segmentable contract properties (from the contracts registry) */
   segmentable?: readonly SegmentableColumn[]
   /**
@@ -242,8 +294,10 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
     }
   }
 
-  await run(`CREATE DATABASE IF NOT EXISTS ${db}`, 'create database')
-  await run(`
+  const ddl = (st: string): string[] => (opts.cluster === undefined ? [st] : forCluster(st, opts.cluster))
+  const one = (st: string): string => ddl(st)[0]!
+  await run(one(`CREATE DATABASE IF NOT EXISTS ${db}`), 'create database')
+  await run(one(`
     CREATE TABLE IF NOT EXISTS ${db}.schema_migrations
     (
         version     UInt32,
@@ -252,7 +306,7 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
     )
     ENGINE = ReplacingMergeTree
     ORDER BY version
-  `, 'create schema_migrations')
+  `), 'create schema_migrations')
 
   const done = new Set((await select<{ version: number }>(client,
     `SELECT version FROM ${db}.schema_migrations FINAL`)).map((r) => Number(r.version)))
@@ -260,7 +314,7 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
   const applied: number[] = []
   for (const m of [...MIGRATIONS].sort((a, b) => a.version - b.version)) {
     if (done.has(m.version)) continue
-    for (const [i, statement] of m.statements(db).entries()) {
+    for (const [i, statement] of migrationStatements(m, db, opts.cluster).entries()) {
       await run(statement, `migration ${m.version} statement ${i + 1}`)
     }
     try {
@@ -276,8 +330,8 @@ export async function runMigrations(client: ClickHouseClient, opts: MigrateOptio
     opts.log?.info({ database: opts.database, version: m.version, migration: m.name }, 'ClickHouse migration applied')
   }
 
-  const addedColumns = await ensureSegmentableColumns(client, opts.database, opts.segmentable ?? [])
-  const viewRecreated = await ensureEventsResolved(client, opts.database)
+  const addedColumns = await ensureSegmentableColumns(client, opts.database, opts.segmentable ?? [], ddl)
+  const viewRecreated = await ensureEventsResolved(client, opts.database, ddl)
   if (opts.deadLetterTtlDays !== undefined) {
     for (const [table, column] of DEAD_LETTER_TTL_TABLES) {
       const changed = await ensureTtlDays(client, opts.database, table, column, opts.deadLetterTtlDays)
@@ -297,7 +351,7 @@ export async function appliedMigrations(client: ClickHouseClient, database: stri
 }
 
 async function ensureSegmentableColumns(
-  client: ClickHouseClient, database: string, segmentable: readonly SegmentableColumn[],
+  client: ClickHouseClient, database: string, segmentable: readonly SegmentableColumn[], ddl: (st: string) => string[],
 ): Promise<string[]> {
   const db = quoteIdent(database)
   const existing = await eventColumns(client, database)
@@ -329,7 +383,7 @@ async function ensureSegmentableColumns(
       continue
     }
     try {
-      await client.command({ query: `ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${quoteIdent(column)} ${canonical}` })
+      for (const query of ddl(`ALTER TABLE ${db}.events ADD COLUMN IF NOT EXISTS ${quoteIdent(column)} ${canonical}`)) await client.command({ query })
     } catch (err) {
       throw clickHouseError(err, `adding events.${column}`)
     }
@@ -339,7 +393,7 @@ async function ensureSegmentableColumns(
   return added
 }
 
-async function ensureEventsResolved(client: ClickHouseClient, database: string): Promise<boolean> {
+async function ensureEventsResolved(client: ClickHouseClient, database: string, ddl: (st: string) => string[]): Promise<boolean> {
   const events = await eventColumns(client, database)
   const expected = [...events].filter(([, c]) => c.kind !== 'MATERIALIZED' && c.kind !== 'ALIAS').map(([n]) => n)
   expected.push('ingest_profile_id')
@@ -349,7 +403,7 @@ async function ensureEventsResolved(client: ClickHouseClient, database: string):
   const current = view.map((r) => r.name)
   if (current.length === expected.length && current.every((n, i) => n === expected[i])) return false
   try {
-    await client.command({ query: eventsResolvedView(quoteIdent(database)) })
+    for (const query of ddl(eventsResolvedView(quoteIdent(database)))) await client.command({ query })
   } catch (err) {
     throw clickHouseError(err, 'creating events_resolved')
   }

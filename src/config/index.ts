@@ -20,6 +20,9 @@ export interface Config {
     /** body limit of POST /v1/cdp/events/batch */
     batchBodyLimitBytes: number
     maxBatchItems: number
+    /** POST /v1/cdp/events/import: body limit after decompression, and non-blank lines per request */
+    importBodyLimitBytes: number
+    importMaxLines: number
     /** serialized size limit of one event (single or batch item) */
     maxEventBytes: number
     /** requests per key per window; 429 beyond */
@@ -92,6 +95,8 @@ export interface Config {
      * dead-lettered (a TTL, reconciled on every start); 0 keeps them forever
      */
     deadLetterTtlDays: number
+    /** a ClickHouse cluster name: migrations run ON CLUSTER with Replicated* and Distributed tables (docs/SCALING.md) */
+    cluster: string | undefined
   }
   state: {
     backend: 'lmdb' | 'redis'
@@ -120,7 +125,10 @@ export interface Config {
     /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
     partitionConcurrency: number
     flushMaxRows: number
-    /** consumer group session timeout: how long a crashed consumer keeps its partitions before the group hands them on */
+    /**
+     * consumer group session timeout: how long a crashed consumer keeps its partitions before the
+     * group hands them on (heartbeats every min(3 s, a third of it)); docs/SCALING.md measures it
+     */
     sessionTimeoutMs: number
     /** `--role consumer` answers /healthz, /readyz and /metrics on this port (host: http.host); 0: any free port */
     httpPort: number
@@ -128,6 +136,9 @@ export interface Config {
     stallAfterMs: number
     /** how often the consumer reads end and committed offsets for the lag gauge and the stall check */
     lagIntervalMs: number
+    /** one fetch response at most, and per partition: bounds what a consumer holds while draining a backlog (docs/BENCHMARKS.md) */
+    fetchMaxBytes: number
+    fetchMaxBytesPerPartition: number
   }
   metrics: {
     /** add a tenant label to the per-event counters; off by default since tenants may be many */
@@ -161,6 +172,30 @@ export interface Config {
     url: string
     apiKey: string | undefined
   }
+  /** erasure, suppression and pseudonymization (docs/PRIVACY.md) */
+  privacy: {
+    /** tenants whose identity values and pii properties ClickHouse stores as keyed hashes (CDP_PSEUDONYMIZE_TENANTS, comma-separated) */
+    pseudonymizeTenants: string[]
+    /** JSON file {"<tenant>": "<secret, 32+ characters>"} kept outside ClickHouse (CDP_PRIVACY_SECRETS_FILE) */
+    secretsFile: string | undefined
+    /** read from secretsFile at start-up; never set in a config file */
+    tenantSecrets: Record<string, string>
+    /** how often the process owning ClickHouse looks for erasure requests */
+    erasurePollMs: number
+    /** a running erasure whose process said nothing for this long is taken over by another */
+    erasureStaleMs: number
+  }
+  /**
+   * Retention per ClickHouse table, as a TTL reconciled on every start (src/clickhouse/retention.ts):
+   * days after the table's time column a row is deleted; a table left out (or null) keeps rows forever.
+   */
+  retention: {
+    tables: Record<string, { days: number } | null>
+  }
+  shutdown: {
+    /** SIGTERM/SIGINT: the drain's budget; past it the process exits non-zero at once (CDP_SHUTDOWN_DEADLINE_MS) */
+    deadlineMs: number
+  }
 }
 
 /** TLS towards Kafka or Redis: PEM files read when the client is created */
@@ -184,7 +219,7 @@ const tlsSchema = {
 const schema = {
   type: 'object',
   additionalProperties: false,
-  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client'],
+  required: ['dataDir', 'logLevel', 'http', 'validation', 'kafka', 'schemaRegistry', 'clickhouse', 'state', 'identity', 'consumer', 'metrics', 'contracts', 'keys', 'query', 'client', 'privacy', 'retention', 'shutdown'],
   properties: {
     dataDir: { type: 'string', minLength: 1 },
     logLevel: { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
@@ -196,6 +231,8 @@ const schema = {
         singleBodyLimitBytes: { type: 'integer', minimum: 1024 },
         batchBodyLimitBytes: { type: 'integer', minimum: 1024 },
         maxBatchItems: { type: 'integer', minimum: 1, maximum: 10000 },
+        importBodyLimitBytes: { type: 'integer', minimum: 1024 },
+        importMaxLines: { type: 'integer', minimum: 1 },
         maxEventBytes: { type: 'integer', minimum: 256 },
         rateLimitMax: { type: 'integer', minimum: 1 },
         rateLimitWindowMs: { type: 'integer', minimum: 1 },
@@ -254,6 +291,7 @@ const schema = {
         url: { type: ['string', 'null'] }, username: { type: ['string', 'null'] }, password: { type: ['string', 'null'] },
         chdbPath: { type: 'string', minLength: 1 }, database: { type: 'string', pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
         deadLetterTtlDays: { type: 'integer', minimum: 0, maximum: 36500 },
+        cluster: { type: ['string', 'null'], pattern: '^[a-zA-Z_][a-zA-Z0-9_]*$' },
       },
     },
     state: {
@@ -282,6 +320,8 @@ const schema = {
         httpPort: { type: 'integer', minimum: 0, maximum: 65535 },
         stallAfterMs: { type: 'integer', minimum: 100 },
         lagIntervalMs: { type: 'integer', minimum: 100 },
+        fetchMaxBytes: { type: 'integer', minimum: 65_536 },
+        fetchMaxBytesPerPartition: { type: 'integer', minimum: 65_536 },
       },
     },
     metrics: { type: 'object', additionalProperties: false, properties: { tenantLabel: { type: 'boolean' } } },
@@ -303,6 +343,30 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: { url: { type: 'string', pattern: '^https?://' }, apiKey: { type: ['string', 'null'] } },
     },
+    privacy: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        pseudonymizeTenants: { type: 'array', items: { type: 'string', minLength: 1 } },
+        secretsFile: { type: ['string', 'null'] },
+        tenantSecrets: { type: 'object', additionalProperties: { type: 'string', minLength: 32 } },
+        erasurePollMs: { type: 'integer', minimum: 10 },
+        erasureStaleMs: { type: 'integer', minimum: 1000 },
+      },
+    },
+    retention: {
+      type: 'object', additionalProperties: false,
+      properties: {
+        tables: {
+          type: 'object',
+          propertyNames: { pattern: '^[a-z_]+$' },
+          additionalProperties: {
+            type: ['object', 'null'], additionalProperties: false, required: ['days'],
+            properties: { days: { type: 'integer', minimum: 1, maximum: 36500 } },
+          },
+        },
+      },
+    },
+    shutdown: { type: 'object', additionalProperties: false, properties: { deadlineMs: { type: 'integer', minimum: 1000 } } },
   },
 } as const
 
@@ -321,6 +385,8 @@ function defaults(env: Env): Config {
       singleBodyLimitBytes: 64 * 1024,
       batchBodyLimitBytes: 8 * 1024 * 1024,
       maxBatchItems: 500,
+      importBodyLimitBytes: 64 * 1024 * 1024,
+      importMaxLines: 100_000,
       maxEventBytes: 32 * 1024,
       rateLimitMax: 60_000,
       rateLimitWindowMs: 60_000,
@@ -355,7 +421,7 @@ function defaults(env: Env): Config {
       tls: noTls(),
     },
     schemaRegistry: { url: `http://127.0.0.1:${env.REGISTRY_PORT ?? '18081'}/apis/ccompat/v7`, timeoutMs: 3000 },
-    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90 },
+    clickhouse: { url: undefined, username: undefined, password: undefined, chdbPath: resolve(dataDir, 'chdb'), database: 'cdp', deadLetterTtlDays: 90, cluster: undefined },
     state: {
       backend: 'lmdb',
       redisUrl: `redis://127.0.0.1:${env.REDIS_PORT ?? '16379'}`,
@@ -371,7 +437,10 @@ function defaults(env: Env): Config {
       maxProfilesPerDevice: 3,
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
-    consumer: { partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 30_000, httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000 },
+    consumer: {
+      partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 10_000, fetchMaxBytes: 2 * 1024 * 1024, fetchMaxBytesPerPartition: 1024 * 1024,
+      httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000,
+    },
     metrics: { tenantLabel: false },
     contracts: { dir: 'config/contracts', releasedFile: 'config/contracts.released.json' },
     keys: { prefix: 'cdp' },
@@ -380,6 +449,9 @@ function defaults(env: Env): Config {
       maxMemoryUsage: 1024 * 1024 * 1024, maxConcurrentPerTenant: 2, maxThreads: 1, piiHashKey: undefined,
     },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
+    privacy: { pseudonymizeTenants: [], secretsFile: undefined, tenantSecrets: {}, erasurePollMs: 1000, erasureStaleMs: 60_000 },
+    retention: { tables: {} },
+    shutdown: { deadlineMs: 20_000 },
   }
 }
 
@@ -447,12 +519,17 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
     },
     schemaRegistry: { url: str('SCHEMA_REGISTRY_URL') },
     client: { url: str('CDP_URL'), apiKey: str('CDP_API_KEY') },
+    privacy: {
+      pseudonymizeTenants: str('CDP_PSEUDONYMIZE_TENANTS')?.split(',').map((s) => s.trim()).filter(Boolean),
+      secretsFile: str('CDP_PRIVACY_SECRETS_FILE'),
+    },
+    shutdown: { deadlineMs: int(env, 'CDP_SHUTDOWN_DEADLINE_MS', errors) },
     query: { piiHashKey: str('CDP_PII_HASH_KEY') },
     consumer: { httpPort: int(env, 'CDP_CONSUMER_PORT', errors) },
     metrics: { tenantLabel: bool(env, 'CDP_METRICS_TENANT_LABEL', errors) },
     clickhouse: {
       url: str('CLICKHOUSE_URL'), username: str('CLICKHOUSE_USER'), password: str('CLICKHOUSE_PASSWORD'),
-      database: str('CLICKHOUSE_DATABASE'),
+      database: str('CLICKHOUSE_DATABASE'), cluster: str('CLICKHOUSE_CLUSTER'),
       deadLetterTtlDays: int(env, 'CLICKHOUSE_DEAD_LETTER_TTL_DAYS', errors),
     },
     state: {
@@ -476,6 +553,25 @@ function crossChecks(cfg: Config, errors: string[]): void {
     if ((tls.certFile == null) !== (tls.keyFile == null)) errors.push(`/${where.replace('.', '/')} certFile and keyFile go together`)
   }
   if (cfg.http.headersTimeoutMs > cfg.http.requestTimeoutMs) errors.push('/http/headersTimeoutMs must not exceed requestTimeoutMs')
+  for (const tenant of cfg.privacy.pseudonymizeTenants) {
+    if (cfg.privacy.tenantSecrets[tenant] === undefined) {
+      errors.push(`/privacy/pseudonymizeTenants: tenant ${JSON.stringify(tenant)} has no secret in privacy.secretsFile`)
+    }
+  }
+}
+
+/** the per-tenant pseudonymization secrets: read from their own file, so they never sit in the config file */
+function readTenantSecrets(file: string | undefined, errors: string[]): Record<string, string> | undefined {
+  if (file === undefined || file === null) return undefined
+  if (!existsSync(file)) { errors.push(`/privacy/secretsFile file not found: ${file}`); return undefined }
+  try {
+    const v: unknown = JSON.parse(readFileSync(file, 'utf8'))
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected an object of tenant -> secret')
+    return v as Record<string, string>
+  } catch (err) {
+    errors.push(`/privacy/secretsFile ${file}: ${(err as Error).message}`)
+    return undefined
+  }
 }
 
 export interface LoadConfigOptions {
@@ -501,7 +597,9 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
     }
   }
   const envCfg = fromEnv(env, errors)
-  const cfg = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  const merged = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  const secrets = readTenantSecrets(merged.privacy?.secretsFile, errors)
+  const cfg = secrets === undefined ? merged : { ...merged, privacy: { ...merged.privacy, tenantSecrets: { ...merged.privacy.tenantSecrets, ...secrets } } }
   if (!validate(cfg)) {
     for (const e of validate.errors ?? []) errors.push(`${e.instancePath || '/'} ${e.message ?? 'is invalid'}`)
   } else {

@@ -18,10 +18,12 @@ import type { IngestService } from '../ingest/service.js'
 import type { KeyVerifier } from '../auth/keys.js'
 import { findInexactNumbers, type InexactNumber } from '../ingest/json-numbers.js'
 import { createRateLimitStore, type RateLimitStore } from '../state/rate-limit-store.js'
+import { describeStateStore } from '../state/describe.js'
 import { installErrorHandling } from './errors.js'
 import { installContentEncoding } from './content-encoding.js'
 import { FailureLimiter, RateLimiter } from './rate-limit.js'
 import { eventRoutes } from './routes/events.js'
+import { importRoutes } from './routes/import.js'
 import { opsRoutes, ReadinessProbe, type MetricsSource, type ReadinessCheck } from './routes/ops.js'
 import { queryRoutes, type QueryRunner } from './routes/query.js'
 import { statusRoutes, type EventStatusLookup } from './routes/status.js'
@@ -29,6 +31,8 @@ import { deadLetterRoutes, type DeadLetterOps } from './routes/dead-letters.js'
 import type { ContractRegistry } from '../contracts/registry.js'
 import { eventSchemas } from './openapi/events.js'
 import { frontDoorResponses, requestTimeout } from './openapi/responses.js'
+import { erasureRoutes } from './routes/erasures.js'
+import type { ErasureRequests } from '../privacy/index.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -46,6 +50,8 @@ export interface AppDeps {
   status?: EventStatusLookup
   /** the operator's dead-letter routes (cdp dlq) */
   deadLetters?: DeadLetterOps
+  /** POST/GET /v1/cdp/erasures (docs/PRIVACY.md); absent: the routes are not registered */
+  erasures?: ErasureRequests
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
@@ -148,9 +154,12 @@ export async function buildApp(config: Readonly<Config>, deps: AppDeps): Promise
   app.addHook('onClose', async () => { probe.stop() })
 
   await app.register(eventRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter, eventSchema: events.event })
-  await app.register(opsRoutes, { probe, ...(deps.metrics ? { metrics: deps.metrics } : {}) })
+  await app.register(importRoutes, { config, ingest: deps.ingest, keys: deps.keys, limiter })
+  const state = describeStateStore(config)
+  await app.register(opsRoutes, { probe, state: { backend: state.backend, id: state.id }, ...(deps.metrics ? { metrics: deps.metrics } : {}) })
   if (deps.query !== undefined) await app.register(queryRoutes, { keys: deps.keys, query: deps.query, limiter, bodyLimitBytes: h.singleBodyLimitBytes })
   if (deps.status !== undefined) await app.register(statusRoutes, { config, keys: deps.keys, limiter, status: deps.status })
+  if (deps.erasures !== undefined) await app.register(erasureRoutes, { keys: deps.keys, erasures: deps.erasures, limiter })
   if (deps.deadLetters !== undefined) await app.register(deadLetterRoutes, { keys: deps.keys, limiter, deadLetters: deps.deadLetters })
   app.get('/openapi.json', {
     schema: {

@@ -55,6 +55,11 @@ export function chargeItems(limiter: RateLimiter, cost: (request: FastifyRequest
   }
 }
 
+/** Charges the authenticated caller `cost` items inside a handler (the import route charges chunk by chunk). */
+export function chargeKey(limiter: RateLimiter, request: FastifyRequest, cost: number): Promise<void> {
+  return charge(limiter, request, cost)
+}
+
 async function charge(limiter: RateLimiter, request: FastifyRequest, cost: number): Promise<void> {
   const key = request.apiKey
   if (key === undefined) throw new CdpError('unauthorized', REASON_TEXT.missing)

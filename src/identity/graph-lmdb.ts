@@ -11,7 +11,7 @@ import type { Database, RootDatabase } from 'lmdb'
 import { CdpError } from '../errors.js'
 import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from '../state/lmdb-env.js'
 import {
-  canonicalIn, identityKey, resolveOrReplay,
+  canonicalIn, eraseIn, identityKey, profilesOfIn, resolveOrReplay, type GraphErasure,
   type GraphOptions, type GraphTxn, type IdentityGraph, type IdentityRecord, type ProfileRecord, type ResolveResult,
 } from './graph.js'
 
@@ -105,6 +105,21 @@ class LmdbIdentityGraph implements IdentityGraph {
     await this.#writes.run(() => {
       for (const e of events) this.#resolved.removeSync(lmdbKey(`${e.tenant}\u0000${e.eventId}`))
     })
+  }
+
+  profilesOf(...[tenant, identities]: Parameters<IdentityGraph['profilesOf']>): Promise<string[]> {
+    return readOp('identity profiles', () => this.#life.closed, () => profilesOfIn(this.#view, tenant, identities))
+  }
+
+  erase(...[tenant, what]: Parameters<IdentityGraph['erase']>): Promise<GraphErasure> {
+    const k = (t: string, key: string): string => lmdbKey(`${t}\u0000${key}`)
+    return this.#writes.run(() => eraseIn({
+      ...this.#view,
+      removeIdentity: (t, key) => void this.#identities.removeSync(k(t, key)),
+      removeProfile: (t, id) => void this.#profiles.removeSync(k(t, id)),
+      // the resolved-at index entry may stay: the sweep removes a missing key harmlessly
+      removeResolved: (t, id) => this.#resolved.removeSync(k(t, id)),
+    }, tenant, what))
   }
 
   ping(): Promise<boolean> { return this.#life.ping() }

@@ -17,8 +17,8 @@ import type { Redis } from 'ioredis'
 import { CdpError } from '../errors.js'
 import { closeRedisClient, createRedisClient, pingRedis, redisCall, RedisScript, type RedisClientOptions } from '../state/redis-client.js'
 import {
-  mayCreate, mergeReason, prepareIdentities, profileIdFor,
-  type BlockReason, type GraphOptions, type IdentityGraph, type ResolveInput, type ResolveResult,
+  identityKey, mayCreate, mergeReason, prepareIdentities, profileIdFor,
+  type BlockReason, type GraphErasure, type GraphOptions, type IdentityGraph, type ResolveInput, type ResolveResult,
 } from './graph.js'
 import type { IdentityType } from './normalize.js'
 
@@ -197,11 +197,9 @@ return results
 `)
 
 /** ARGV: base, then ids; replies the canonical id of each (the id itself when unknown) */
-const CANONICAL = new RedisScript('identity canonical', `
-local base = ARGV[1]
-local out = {}
-for i = 2, #ARGV do
-  local id = ARGV[i]
+/** the canonical walk along merge links (a missing profile ends it there), for every script that needs it */
+const WALK = `
+local function walk(base, id)
   local hops = 0
   local m = redis.call('HGET', base .. 'p:' .. id, 'm')
   while m do
@@ -210,9 +208,57 @@ for i = 2, #ARGV do
     if hops > 64 then error('identity graph: merge chain too long at ' .. id) end
     m = redis.call('HGET', base .. 'p:' .. id, 'm')
   end
-  out[#out + 1] = id
+  return id
+end
+`
+
+const CANONICAL = new RedisScript('identity canonical', `${WALK}
+local base = ARGV[1]
+local out = {}
+for i = 2, #ARGV do out[#out + 1] = walk(base, ARGV[i]) end
+return out
+`)
+
+
+/** ARGV: base, then identity keys (TYPE:value); replies the canonical profiles and the ids merged into them */
+const PROFILES_OF = new RedisScript('identity profiles', `${WALK}
+local base = ARGV[1]
+local seen, out = {}, {}
+for i = 2, #ARGV do
+  local p = redis.call('HGET', base .. 'i:' .. ARGV[i], 'p')
+  if p then
+    local c = walk(base, p)
+    if not seen[c] then seen[c] = true; out[#out + 1] = c end
+    for _, a in ipairs(redis.call('SMEMBERS', base .. 'a:' .. c)) do
+      if not seen[a] then seen[a] = true; out[#out + 1] = a end
+    end
+  end
 end
 return out
+`)
+
+/** ARGV: base, n profiles, ids..., n identities, keys..., n events, ids...; replies {identities, profiles, kept} removed */
+const ERASE = new RedisScript('identity erase', `${WALK}
+local base = ARGV[1]
+local pos = 2
+local gone = {}
+local nP = tonumber(ARGV[pos]); pos = pos + 1
+local pids = {}
+for i = 1, nP do gone[ARGV[pos]] = true; pids[#pids + 1] = ARGV[pos]; pos = pos + 1 end
+local counts = { 0, 0, 0 }
+local nI = tonumber(ARGV[pos]); pos = pos + 1
+for i = 1, nI do
+  local ikey = base .. 'i:' .. ARGV[pos]; pos = pos + 1
+  local p = redis.call('HGET', ikey, 'p')
+  if p and (gone[p] or gone[walk(base, p)]) then redis.call('DEL', ikey); counts[1] = counts[1] + 1 end
+end
+for _, id in ipairs(pids) do
+  counts[2] = counts[2] + redis.call('DEL', base .. 'p:' .. id)
+  redis.call('DEL', base .. 'a:' .. id)
+end
+local nE = tonumber(ARGV[pos]); pos = pos + 1
+for i = 1, nE do counts[3] = counts[3] + redis.call('DEL', base .. 'r:' .. ARGV[pos]); pos = pos + 1 end
+return counts
 `)
 
 type EventReply = [string, (string | number)[], (string | number)[], number[], string[], string]
@@ -312,6 +358,23 @@ class RedisIdentityGraph implements IdentityGraph {
     if (events.length === 0) return
     const keys = events.map((e) => `${this.#base(e.tenant)}r:${e.eventId}`)
     await redisCall(this.client, 'identity forget', (c) => c.unlink(...keys))
+  }
+
+  async profilesOf(...[tenant, identities]: Parameters<IdentityGraph['profilesOf']>): Promise<string[]> {
+    if (identities.length === 0) return []
+    const reply = await PROFILES_OF.run(this.client, [], [this.#base(tenant), ...identities.map(identityKey)])
+    if (!Array.isArray(reply)) throw new CdpError('internal_error', 'redis identity profiles: unexpected reply')
+    return (reply as string[]).sort()
+  }
+
+  async erase(...[tenant, what]: Parameters<IdentityGraph['erase']>): Promise<GraphErasure> {
+    const ids = [...new Set(what.profileIds)]
+    const reply = await ERASE.run(this.client, [], [
+      this.#base(tenant), ids.length, ...ids, what.identities.length, ...what.identities.map(identityKey), what.eventIds.length, ...what.eventIds,
+    ])
+    if (!Array.isArray(reply) || reply.length !== 3) throw new CdpError('internal_error', 'redis identity erase: unexpected reply')
+    const [identities, profiles, keptResults] = (reply as number[]).map(Number) as [number, number, number]
+    return { identities, profiles, keptResults }
   }
 
   ping(): Promise<boolean> {

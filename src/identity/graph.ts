@@ -133,8 +133,32 @@ export interface IdentityGraph {
   lookup(tenant: string, identity: { type: IdentityType; value: string }): Promise<string | undefined>
   /** drop the kept results of these events (rule 8): call after their rows are written */
   forget(events: { tenant: string; eventId: string }[]): Promise<void>
+  /**
+   * Erasure (src/privacy), step 1: the person behind these identities: the canonical profile of
+   * each linked identity and every id merged into it, sorted, without duplicates.
+   */
+  profilesOf(tenant: string, identities: { type: IdentityType; value: string }[]): Promise<string[]>
+  /**
+   * Erasure, step 2: forget the profiles (records, merged-id lists), every given identity whose
+   * profile is one of them (an identity now resolving to someone else is kept), and the kept
+   * results of the given events. Idempotent: erasing again removes nothing and counts zero.
+   */
+  erase(tenant: string, what: GraphErasureInput): Promise<GraphErasure>
   ping(): Promise<boolean>
   close(): Promise<void>
+}
+
+export interface GraphErasureInput {
+  profileIds: string[]
+  identities: { type: IdentityType; value: string }[]
+  eventIds: string[]
+}
+
+/** what an erasure removed from the graph */
+export interface GraphErasure {
+  identities: number
+  profiles: number
+  keptResults: number
 }
 
 export interface GraphOptions {
@@ -350,6 +374,49 @@ export function resolveInTxn(
   return result
 }
 
+// ---------- erasure over a synchronous transaction (LMDB and memory) ----------
+
+export interface EraseTxn extends Pick<GraphTxn, 'getIdentity' | 'getProfile'> {
+  removeIdentity(tenant: string, key: string): void
+  removeProfile(tenant: string, id: string): void
+  /** true when a kept result was there */
+  removeResolved(tenant: string, eventId: string): boolean
+}
+
+export function profilesOfIn(txn: Pick<GraphTxn, 'getIdentity' | 'getProfile'>, tenant: string, identities: { type: IdentityType; value: string }[]): string[] {
+  const out = new Set<string>()
+  for (const i of identities) {
+    const rec = txn.getIdentity(tenant, identityKey(i))
+    if (rec === undefined) continue
+    const c = canonicalIn(txn, tenant, rec.p)
+    if (c === undefined) { out.add(rec.p); continue }
+    out.add(c.id)
+    for (const a of c.rec.a) out.add(a)
+  }
+  return [...out].sort()
+}
+
+export function eraseIn(txn: EraseTxn, tenant: string, what: GraphErasureInput): GraphErasure {
+  const gone = new Set(what.profileIds)
+  const out: GraphErasure = { identities: 0, profiles: 0, keptResults: 0 }
+  for (const i of what.identities) {
+    const key = identityKey(i)
+    const rec = txn.getIdentity(tenant, key)
+    if (rec === undefined) continue
+    const owner = canonicalIn(txn, tenant, rec.p)?.id ?? rec.p
+    if (!gone.has(rec.p) && !gone.has(owner)) continue
+    txn.removeIdentity(tenant, key)
+    out.identities++
+  }
+  for (const id of gone) {
+    if (txn.getProfile(tenant, id) === undefined) continue
+    txn.removeProfile(tenant, id)
+    out.profiles++
+  }
+  for (const e of what.eventIds) if (txn.removeResolved(tenant, e)) out.keptResults++
+  return out
+}
+
 // ---------- in-memory graph: the reference implementation ----------
 
 export interface MemoryGraphData {
@@ -408,6 +475,19 @@ export function createMemoryIdentityGraph(
     async forget(events) {
       guard()
       for (const e of events) data.resolved.delete(k(e.tenant, e.eventId))
+    },
+    async profilesOf(tenant, identities) {
+      guard()
+      return profilesOfIn(view, tenant, identities)
+    },
+    async erase(tenant, what) {
+      guard()
+      return eraseIn({
+        ...view,
+        removeIdentity: (t, key) => void data.identities.delete(k(t, key)),
+        removeProfile: (t, id) => void data.profiles.delete(k(t, id)),
+        removeResolved: (t, id) => data.resolved.delete(k(t, id)),
+      }, tenant, what)
     },
     async ping() {
       return !closed

@@ -7,22 +7,25 @@
  *  - same tuple, same fingerprint, being produced now   -> wait for it, then duplicate
  *  - same tuple, same fingerprint, abandoned by a crash -> produce again under the SAME event id
  *  - same tuple, other fingerprint                      -> 409 idempotency_conflict
- * A failed produce releases the claim (the retry must succeed); a produce whose outcome is still
- * unknown when the caller's deadline passes keeps its claim until Kafka answers, so a retry
- * cannot create a second event id for one fact. 422s never touch the store.
+ * A produce that certainly did not happen (cancelled while queued, no connection) releases the
+ * claim. A produce whose outcome is unknown (no ack in time, connection lost after the request
+ * was written) may have put the record on the topic, so its claim keeps the event id and is
+ * abandoned: the retry takes it over at once and produces again under the SAME event id, which
+ * the consumer absorbs as a repeat. The client is never given an id the stored fact does not
+ * carry. 422s never touch the store.
  */
 import type { Config } from '../config/index.js'
 import { CdpError, wrapForeign, type ErrorDetail } from '../errors.js'
 import { buildFact, newEventId, type CdpEvent } from '../avro/event.js'
 import { encodeKey, keyString } from '../avro/key.js'
 import type { ClaimOutcome, ClaimStore } from '../state/types.js'
-import type { OutboundMessage, Ticket } from '../kafka/producer.js'
+import { wasNotSent, type OutboundMessage, type Ticket } from '../kafka/producer.js'
 import { createEnvelopeValidator, summarize, type EventEnvelope } from './envelope.js'
 
 export type ItemResult =
   | { status: 'accepted'; event_id: string }
   | { status: 'duplicate'; original_event_id: string }
-  | { status: 'error'; error_code: 'validation_failed' | 'idempotency_conflict' | 'forbidden'; message: string; details?: ErrorDetail[] }
+  | { status: 'error'; error_code: 'validation_failed' | 'idempotency_conflict' | 'forbidden' | 'suppressed'; message: string; details?: ErrorDetail[] }
 
 export interface Caller {
   tenant: string
@@ -39,6 +42,13 @@ export interface IngestDeps {
   claims: ClaimStore
   encode(event: CdpEvent): Buffer
   send(messages: OutboundMessage[]): Ticket
+  /**
+   * per event identity, whether it carries an identity of an erased person (src/privacy). Asked
+   * only for facts that won their claim: a retry of an erased fact still answers duplicate.
+   */
+  suppressed?(tenant: string, identities: CdpEvent['identity'][]): Promise<boolean[]>
+  /** true when a ticket's rejection proves nothing reached Kafka (default: src/kafka's wasNotSent) */
+  wasNotSent?(err: unknown): boolean
   now?: () => number
   /** each request's item results, in order (metrics count them by outcome) */
   onResults?: (caller: Caller, results: readonly ItemResult[]) => void
@@ -148,7 +158,8 @@ export class IngestService {
           case 'in_flight': waiting.push(p); break
         }
       })
-      if (won.length > 0) await this.produce(won, results, deadline)
+      const allowed = await this.unsuppressed(won, results)
+      if (allowed.length > 0) await this.produce(allowed, results, deadline)
       if (waiting.length === 0) return
       if (this.now() >= deadline) {
         throw new CdpError('timeout', 'an identical request is still being written; retry with the same externalEventId', { retryAfter: 1 })
@@ -162,6 +173,26 @@ export class IngestService {
     }
   }
 
+  /** drops (and releases the claims of) the won facts that carry a suppressed identity */
+  private async unsuppressed(won: Prepared[], results: (ItemResult | undefined)[]): Promise<Prepared[]> {
+    const check = this.deps.suppressed
+    if (check === undefined || won.length === 0) return won
+    const tenant = won[0]!.event.tenant
+    const hits = await check.call(this.deps, tenant, won.map((p) => p.event.identity))
+      .catch((err: unknown) => { throw wrapForeign(err, 'suppression list', 'state_store_unavailable', { retryAfter: 1 }) })
+    const refused = won.filter((_, i) => hits[i] === true)
+    if (refused.length === 0) return won
+    await this.deps.claims.releaseMany(refused.map((p) => ({ key: p.key, eventId: p.event.eventId })))
+      .catch((err: unknown) => { throw wrapForeign(err, 'idempotency store', 'state_store_unavailable', { retryAfter: 1 }) })
+    for (const p of refused) {
+      results[p.index] = {
+        status: 'error', error_code: 'suppressed',
+        message: 'this event carries an identity of a person erased for this tenant; it is not stored (docs/PRIVACY.md)',
+      }
+    }
+    return won.filter((_, i) => hits[i] !== true)
+  }
+
   private async produce(won: Prepared[], results: (ItemResult | undefined)[], deadline: number): Promise<void> {
     const { claims } = this.deps
     const messages = won.map((p) => ({ key: encodeKey(p.event), value: this.deps.encode(p.event) }))
@@ -170,7 +201,11 @@ export class IngestService {
     // settle the claims when Kafka answers, whether or not the caller is still waiting
     const settled = ticket.done.then(
       () => claims.commitMany(refs),
-      async (err: unknown) => { await claims.releaseMany(refs); throw err },
+      async (err: unknown) => {
+        if ((this.deps.wasNotSent ?? wasNotSent)(err)) await claims.releaseMany(refs)
+        else await claims.abandonMany(refs)
+        throw err
+      },
     )
     const marker = settled.then(() => undefined, () => undefined)
     for (const r of refs) this.inFlight.set(r.key, marker)
@@ -181,7 +216,7 @@ export class IngestService {
     try {
       const first = await Promise.race([settled.then(() => 'ok' as const), timeout])
       if (first === 'timeout') {
-        ticket.cancel() // still queued: dropped, and the rejection above releases the claims
+        ticket.cancel() // still queued: dropped, and the rejection above releases the claims (if sent: abandons them)
         throw new CdpError('kafka_unavailable', 'Kafka did not acknowledge in time; retry with the same externalEventId', { retryAfter: 1 })
       }
     } catch (err) {

@@ -48,7 +48,13 @@ export type KafkaClient = KafkaJs
 const BOUNDED_RETRIES_WARNING = 'Limiting retries for the idempotent producer may invalidate EoS guarantees'
 let boundedRetriesExplained = false
 
-export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = ''): KafkaClient {
+export interface KafkaClientOptions {
+  /** every request's retries (default: 3 short ones; callers own the deadline). The consumer's
+   *  client retries without limit, see CONSUMER_RETRY in consumer.ts */
+  retry?: KafkaConfig['retry']
+}
+
+export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffix = '', opts: KafkaClientOptions = {}): KafkaClient {
   return new Kafka({
     clientId: config.kafka.clientId + clientIdSuffix,
     brokers: [...config.kafka.brokers],
@@ -56,7 +62,7 @@ export function createKafka(config: Readonly<Config>, log: Logger, clientIdSuffi
     connectionTimeout: config.kafka.connectionTimeoutMs,
     requestTimeout: Math.max(config.kafka.produceTimeoutMs, 5000),
     // short, bounded retries: callers own the overall deadline (503 + Retry-After, consumer backoff)
-    retry: { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
+    retry: opts.retry ?? { retries: 3, initialRetryTime: 100, maxRetryTime: 1000 },
     logLevel: KafkaLogLevel.WARN,
     logCreator: () => (entry: LogEntry) => {
       const { message, ...extra } = entry.log

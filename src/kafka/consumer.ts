@@ -17,6 +17,7 @@ import type { Consumer, ConsumerCrashEvent, KafkaMessage } from 'kafkajs'
 import type { Config } from '../config/index.js'
 import type { KafkaClient } from './client.js'
 import type { Logger } from '../observability/logger.js'
+import type { RemoveMember } from './members.js'
 
 export interface InboundRecord {
   topic: string
@@ -43,6 +44,8 @@ export interface ConsumerRunnerOptions {
   maxBatchRecords: number
   /** max bytes per partition fetch (kafkajs maxBytesPerPartition) */
   maxBytesPerPartition?: number
+  /** max bytes of one fetch response (kafkajs maxBytes; its default 10 MiB) */
+  maxBytes?: number
   /** group session timeout (default 30 s): a crashed member's partitions move on after it */
   sessionTimeoutMs?: number
   /** partition batches in progress at once; a partition itself is always processed in order */
@@ -51,6 +54,9 @@ export interface ConsumerRunnerOptions {
   rejoinFirstMs?: number
   /** called after each offset commit (metrics, the stall check) */
   onCommit?: (partition: number, nextOffset: string) => void
+  /** removes the member this consumer was before kafkajs restarted it (members.ts); without it
+   *  the group waits for the dead member's session after a crash */
+  removeMember?: RemoveMember
 }
 
 /** runner settings from config; replay and benchmarks pass their own group */
@@ -59,10 +65,29 @@ export function consumerOptions(config: Readonly<Config>, groupId = config.kafka
     topic: config.kafka.topic, groupId, fromBeginning: true,
     maxBatchRecords: config.consumer.flushMaxRows, partitionConcurrency: config.consumer.partitionConcurrency,
     sessionTimeoutMs: config.consumer.sessionTimeoutMs,
+    maxBytes: config.consumer.fetchMaxBytes, maxBytesPerPartition: config.consumer.fetchMaxBytesPerPartition,
   }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * The consumer's retry policy (issue 8 finding 2), for its client (createKafka's `retry`) and its
+ * run loop. kafkajs gives up on a retriable error after `retries` attempts (a request's retries
+ * are the client's; when they run out the error is KafkaJSNumberOfRetriesExceeded, which the run
+ * loop does not retry) and "crashes": it disconnects and restarts as a NEW group member. While the
+ * broker is away the old member's leave request fails, so once the broker is back the coordinator
+ * still holds it and keeps the group waiting until its session expires (measured: caught up
+ * 28.7-30.3 s after the broker answered). Retrying without a limit keeps the member id, so on the
+ * broker's return the same member carries on; the cap keeps the next attempt within 2 s of the
+ * broker answering. Non-retriable errors still end the run at once.
+ */
+export const CONSUMER_RETRY = { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 2000 } as const
+
+function errorText(err: unknown): string {
+  const e = err as { message?: unknown; errors?: unknown[]; apiId?: unknown }
+  return [String(e.message ?? err), String(e.apiId ?? ''), ...(Array.isArray(e.errors) ? e.errors.map(errorText) : [])].join(' ')
+}
 
 /** heartbeat errors that mean this member must rejoin before it may write for its partitions */
 const LEAVE_GROUP_ERRORS = new Set(['REBALANCE_IN_PROGRESS', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'NOT_COORDINATOR_FOR_GROUP', 'FENCED_INSTANCE_ID'])
@@ -80,13 +105,16 @@ export class ConsumerRunner {
   lastProgressAt: number | undefined
   /** new consumer instances made after crashes kafkajs did not restart from */
   rejoins = 0
-  private joined = false
   /** consumers kafkajs gave up on (crash with restart false): never healthy again */
   private readonly dead = new WeakSet<Consumer>()
   private rejoining: Promise<void> | undefined
   private wake: (() => void) | undefined
   /** the partitions of the topic the group gave this member at its last join */
   assignment: ReadonlySet<number> = new Set()
+  /** the next offset committed per partition by this member, for the log line on stop */
+  private readonly committed = new Map<number, string>()
+  /** a member of the group with partitions to consume (readiness); false while (re)joining */
+  joined = false
 
   constructor(private readonly kafka: KafkaClient, private readonly opts: ConsumerRunnerOptions, private readonly handler: PartitionBatchHandler, private readonly log: Logger) {}
 
@@ -104,20 +132,46 @@ export class ConsumerRunner {
     await this.launch()
   }
 
-  /** one kafkajs consumer instance: connect, subscribe, run */
+  /** one kafkajs consumer instance: connect, subscribe, run; a failure leaves nothing behind */
   private async launch(): Promise<void> {
+    const heartbeatMs = Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3))
     const consumer = this.kafka.consumer({
       groupId: this.opts.groupId,
       allowAutoTopicCreation: false,
       maxBytesPerPartition: this.opts.maxBytesPerPartition ?? 4 * 1024 * 1024,
+      ...(this.opts.maxBytes === undefined ? {} : { maxBytes: this.opts.maxBytes }),
+      // an idle fetch waits this long for records; disconnect waits for it, so it bounds the exit (kafkajs default 5 s)
+      maxWaitTimeInMs: 1000,
       sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: Math.min(3000, Math.floor((this.opts.sessionTimeoutMs ?? 30_000) / 3)),
+      heartbeatInterval: heartbeatMs,
+      retry: { ...CONSUMER_RETRY },
     })
     this.consumer = consumer
     this.supervise(consumer)
+    let memberId: string | undefined
+    // joined/crashed bookkeeping for readiness and rejoining: supervise(); here what this
+    // instance's member id and assignment were
     consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      memberId = e.payload.memberId
       this.assignment = new Set(e.payload.memberAssignment[this.opts.topic] ?? [])
     })
+    consumer.on(consumer.events.CRASH, (e) => {
+      // kafkajs comes back as a new member; the old one is dead but still holds the group
+      if (e.payload.restart && memberId !== undefined) void this.removeDeadMember(memberId)
+      memberId = undefined
+    })
+    consumer.on(consumer.events.STOP, () => { if (this.consumer === consumer) this.joined = false })
+    try {
+      await this.run(consumer, heartbeatMs)
+    } catch (err) {
+      // a start that failed (no coordinator, broker away) leaves nothing behind, so it can be retried
+      this.consumer = undefined
+      await consumer.disconnect().catch(() => undefined)
+      throw err
+    }
+  }
+
+  private async run(consumer: Consumer, heartbeatMs: number): Promise<void> {
     await consumer.connect()
     await consumer.subscribe({ topic: this.opts.topic, fromBeginning: this.opts.fromBeginning })
     await consumer.run({
@@ -133,6 +187,10 @@ export class ConsumerRunner {
         while (pos < all.length && isRunning() && !isStale() && !this.stopping) {
           const slice = all.slice(pos, pos + this.opts.maxBatchRecords)
           let done: number
+          // kafkajs heartbeats only when asked: keep asking while a slice is written, so a slow
+          // slice on a busy machine does not outlast the (short) session timeout and get this
+          // member thrown out of the group mid-batch
+          const beat = setInterval(() => { heartbeat().catch(() => undefined) }, heartbeatMs)
           try {
             done = await this.handler.process(slice)
             attempt = 0
@@ -153,6 +211,8 @@ export class ConsumerRunner {
               await sleep(Math.min(1000, until - Date.now()))
             }
             continue
+          } finally {
+            clearInterval(beat)
           }
           if (done <= 0) break
           pos += done
@@ -164,10 +224,31 @@ export class ConsumerRunner {
           const next = (BigInt(last) + 1n).toString()
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: next }])
           this.opts.onCommit?.(batch.partition, next)
+          this.committed.set(batch.partition, next)
           await heartbeat()
         }
       },
     })
+  }
+
+  /** retries until the member is gone or the runner stops. The crash can come early in an
+   *  outage, so the attempts go on until the broker is back (bounded, should it never be) */
+  private async removeDeadMember(memberId: string): Promise<void> {
+    const remove = this.opts.removeMember
+    if (remove === undefined) return
+    const until = Date.now() + 15 * 60_000
+    while (!this.stopping && Date.now() < until) {
+      try {
+        await remove(this.opts.groupId, memberId)
+        this.log.info({ group: this.opts.groupId, memberId }, 'removed the group member this consumer was before its restart')
+        return
+      } catch (err) {
+        // UNKNOWN_MEMBER_ID: gone already; anything else (broker away, coordinator loading): again
+        if (/UNKNOWN_MEMBER_ID|unknown member/i.test(errorText(err))) return
+        this.log.debug({ group: this.opts.groupId, memberId, err: errorText(err) }, 'cannot remove the dead group member yet')
+        await sleep(1000)
+      }
+    }
   }
 
   /** follows one consumer instance: joined, crashed and restarting itself, crashed for good */
@@ -218,10 +299,26 @@ export class ConsumerRunner {
     })
   }
 
+  /** finishes the slice in hand, commits it, and leaves the group (kafkajs disconnect sends LeaveGroup) */
   async stop(): Promise<void> {
     this.stopping = true
     this.wake?.()
-    await this.consumer?.disconnect()
+    const started = Date.now()
+    const wasJoined = this.joined
+    this.joined = false
+    const disconnect = this.consumer?.disconnect().catch((err: unknown) => { this.log.warn({ err: (err as Error).message }, 'consumer disconnect failed') })
+    if (disconnect !== undefined) {
+      // A member still (re)joining has no batch in flight, but kafkajs's disconnect waits for its
+      // pending JoinGroup request, which the coordinator holds until the rebalance ends (up to a
+      // dead member's session). Nothing was consumed, so leaving without that wait is safe: the
+      // group drops the member after its session, as after a crash.
+      if (wasJoined) await disconnect
+      else await Promise.race([disconnect, sleep(1000)])
+    }
     await this.rejoining
+    this.log.info({
+      group: this.opts.groupId, handled: this.handled, ms: Date.now() - started,
+      committed: Object.fromEntries([...this.committed].sort(([a], [b]) => a - b)),
+    }, 'consumer stopped: left the group, offsets committed up to the last written batch')
   }
 }

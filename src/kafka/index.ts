@@ -9,10 +9,11 @@
  *   ConsumerRunner           the consumer group loop, commit after durable handling
  *   fetchRecords             read single records back by (partition, offset)
  */
-export { createKafka, type KafkaClient } from './client.js'
+export { createKafka, type KafkaClient, type KafkaClientOptions } from './client.js'
 export { ensureTopics, readTopicSettings, checkEventsTopic, eventsTopicConfig, KafkaAdmin, type PartitionOffsets, type TopicProblem } from './admin.js'
-export { BatchingProducer, producerOptions, type BatchingProducerOptions, type OutboundMessage, type TopicMessage, type Ticket } from './producer.js'
-export { ConsumerRunner, consumerOptions, type ConsumerRunnerOptions, type InboundRecord, type PartitionBatchHandler } from './consumer.js'
+export { BatchingProducer, producerOptions, wasNotSent, type BatchingProducerOptions, type OutboundMessage, type TopicMessage, type Ticket } from './producer.js'
+export { ConsumerRunner, CONSUMER_RETRY, consumerOptions, type ConsumerRunnerOptions, type InboundRecord, type PartitionBatchHandler } from './consumer.js'
 export { fetchRecords, type FetchedRecord } from './fetch-one.js'
 export { tailTopics, type TailedRecord, type Tailing } from './tail.js'
+export { createMemberRemover, type MemberRemover, type RemoveMember } from './members.js'
 export { kafkaError } from './errors.js'

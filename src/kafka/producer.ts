@@ -35,8 +35,21 @@ export interface OutboundMessage {
   headers?: Record<string, string>
 }
 
+/**
+ * Rejections that prove the records never reached Kafka (cancelled while queued, producer closed,
+ * no connection to hand them over on). Any other rejection leaves the outcome unknown: the
+ * request may have been written and the records appended although no ack came back.
+ */
+const NOT_SENT = new WeakSet<object>()
+function notSent<E extends object>(err: E): E { NOT_SENT.add(err); return err }
+/** true when a Ticket's rejection proves its records were never handed to Kafka */
+export function wasNotSent(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && NOT_SENT.has(err)
+}
+
 export interface Ticket {
-  /** settles when Kafka acknowledged (resolve) or refused (reject) these records */
+  /** settles when Kafka acknowledged (resolve) or refused (reject) these records; `wasNotSent(err)`
+   *  tells a rejection that proves nothing was written from one whose outcome is unknown */
   readonly done: Promise<void>
   /** drop the records if they have not been handed to Kafka yet; true when dropped */
   cancel(): boolean
@@ -166,7 +179,7 @@ export class BatchingProducer {
     const topic = typeof topicOrMessages === 'string' ? topicOrMessages : this.opts.topic
     const messages: TopicMessage[] = typeof topicOrMessages === 'string' ? maybeMessages ?? [] : topicOrMessages
     if (this.closed) {
-      return { done: Promise.reject(new CdpError('kafka_unavailable', 'producer is shutting down', { retryAfter: 1 })), cancel: () => false }
+      return { done: Promise.reject(notSent(new CdpError('kafka_unavailable', 'producer is shutting down', { retryAfter: 1 }))), cancel: () => false }
     }
     let entry!: Pending
     const done = new Promise<void>((resolve, reject) => {
@@ -181,7 +194,7 @@ export class BatchingProducer {
         if (entry.state !== 'queued') return false
         entry.state = 'cancelled'
         this.queuedMessages -= entry.messages.length
-        entry.reject(new CdpError('timeout', 'cancelled before it was sent'))
+        entry.reject(notSent(new CdpError('timeout', 'cancelled before it was sent')))
         return true
       },
     }
@@ -228,8 +241,18 @@ export class BatchingProducer {
     const started = performance.now()
     const records = batch.reduce((n, p) => n + p.messages.length, 0)
     const report = (ok: boolean) => this.opts.onBatch?.(records, (performance.now() - started) / 1000, ok)
+    let sender: LaneSender
     try {
-      const sender = await lane.get()
+      sender = await lane.get()
+    } catch (err) {
+      // no connection: nothing was handed to Kafka, the callers may release what they hold
+      report(false)
+      const cdp = notSent(kafkaError(err, 'cannot connect a producer to Kafka'))
+      for (const p of batch) p.reject(cdp)
+      this.log.warn({ err: (err as Error).message }, 'kafka producer cannot connect; batch not sent')
+      return
+    }
+    try {
       // one request for all topics of the batch; each topic's records keep their queue order
       const byTopic = new Map<string, TopicBatch>()
       for (const p of batch) {

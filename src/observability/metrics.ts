@@ -20,7 +20,7 @@ const E2E_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
 const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000]
 
 /** an API item's outcome, as `cdp_events_total` labels it */
-export type EventOutcome = 'accepted' | 'duplicate' | 'conflict' | 'invalid' | 'forbidden'
+export type EventOutcome = 'accepted' | 'duplicate' | 'conflict' | 'invalid' | 'forbidden' | 'suppressed'
 
 export interface MetricsText { contentType: string; body: string }
 

@@ -8,7 +8,7 @@ import type { CdpEvent } from '../avro/event.js'
 import { FactKey } from '../avro/key.js'
 import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
-import { deadLetter, ok, type Outcome } from './outcome.js'
+import { deadLetter, ok, skip, type Outcome } from './outcome.js'
 import { partitionStep } from './partition-step.js'
 
 export interface Decoded {
@@ -29,6 +29,10 @@ export function decodeStep(deps: Pick<ProcessorDeps, 'codec' | 'partitions'>): (
           message: 'key is not in canonical form: the UTF-8 bytes of JSON.stringify([tenant, source, externalEventId])',
         })
     }
+    // a tombstone (null value under a fact's key) is an erasure's instruction to compaction, not a
+    // fact: nothing to store, nothing to dead-letter. (Under a live fact, one nobody asked for, the
+    // processor still re-asserts the fact after it; an erasure marks its facts erased first.)
+    if (record.value === null) return skip('tombstone', record)
     const placed = onPartition(record, read.key)
     if (placed.kind !== 'ok') return placed
     const key = placed.value

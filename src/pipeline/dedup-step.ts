@@ -5,6 +5,8 @@
  *               commit), and everything in a replay, may already be in ClickHouse: `maybeWritten`
  *   repeat   -> skipped live; in a replay it stands for the fact under the original event id
  *   conflict -> dead letter, and the first fact is re-asserted after it
+ *   erased   -> skipped: an erasure (src/privacy) erased the tuple's fact; nothing under its key is
+ *               stored or re-asserted again
  *
  * Re-assertion: compaction keeps the last record under a key, so any other record under the key of
  * a stored fact (a conflict, but also a value that does not decode or fails its contract) would
@@ -42,7 +44,14 @@ export interface DedupResult {
   reassert: Reassertion[]
 }
 
-export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: Valid[], earlier: readonly DeadLetter[]) => Promise<DedupResult> {
+/**
+ * A record under a fact's key that compaction could keep instead of the fact: a dead letter of an
+ * earlier step, or a tombstone nobody asked for (an erasure marks its facts erased first, so its
+ * own tombstones never call for a re-assertion).
+ */
+export type UnderKey = Pick<DeadLetter, 'key' | 'record'> & { reason: DeadLetter['reason'] | 'tombstone' }
+
+export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: Valid[], earlier: readonly UnderKey[]) => Promise<DedupResult> {
   return async (items, earlier) => {
     // in order: the very record that won before (re-delivery) is 'first' again, and a later item
     // of the batch sees an earlier one
@@ -65,6 +74,9 @@ export function dedupStep(deps: Pick<ProcessorDeps, 'dedup' | 'mode'>): (items: 
           // id (the existing step keeps the fact single)
           if (deps.mode === 'replay') return ok({ ...x, event: { ...x.event, eventId: d.original.eventId }, maybeWritten: true })
           return skip('repeat', x.record)
+        case 'erased':
+          // an erased fact met again (a retry, a replay of a record not yet compacted): gone for good
+          return skip('erased', x.record)
         case 'conflict':
           wanted.push({ key: x.key, record: x.record, original: d.original })
           return deadLetter({
@@ -84,13 +96,14 @@ interface Wanted { key: FactKey; record: { partition: number; offset: string }; 
 const maxBig = (a: bigint | undefined, b: bigint): bigint => (a === undefined || b > a ? b : a)
 
 /** earlier dead letters whose key holds a stored fact that does not come after them */
-async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly DeadLetter[]): Promise<Wanted[]> {
-  const keyed = letters.filter((l): l is DeadLetter & { key: FactKey } =>
+async function underStoredFacts(deps: Pick<ProcessorDeps, 'dedup'>, letters: readonly UnderKey[]): Promise<Wanted[]> {
+  const keyed = letters.filter((l): l is UnderKey & { key: FactKey } =>
     l.key !== undefined && l.reason !== 'tuple_conflict' && l.reason !== 'wrong_partition')
   // after checkMany above: a fact first seen in this batch counts
   const found = await Promise.all(keyed.map(async (l) => ({ l, o: await deps.dedup.get(l.key.text) })))
   return found.flatMap(({ l, o }) => {
-    if (o === undefined) return []
+    // an erased fact is never produced again: the tombstone after it is what compaction must keep
+    if (o === undefined || o.erased === true) return []
     if (o.partition === l.record.partition && BigInt(o.offset) > BigInt(l.record.offset)) return []
     return [{ key: l.key, record: l.record, original: o }]
   })

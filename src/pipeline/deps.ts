@@ -18,6 +18,7 @@ export interface BatchObservation {
   skipped: SkipReason[]
   deadLetters: { reason: DeadLetter['reason']; tenant: string | null }[]
 }
+import type { Pseudonymizer, SuppressionCheck } from '../privacy/index.js'
 
 export interface IdentityResolution {
   profileId: string
@@ -63,6 +64,14 @@ export interface ProcessorDeps {
   reassert(originals: FactRef[], keys: string[]): Promise<void>
   /** after each batch: what became of its records (metrics); never called for a batch that threw */
   observe?: (o: BatchObservation) => void
+  /** identities of erased people (src/privacy, suppress-step.ts); absent: nothing is suppressed */
+  suppression?: Pick<SuppressionCheck, 'suppressed'>
+  /** keyed hashes for the tenants in pseudonymized mode (src/privacy); absent: none */
+  pseudonymizer?: Pseudonymizer
+  /** the contract properties flagged pii of a tenant's event type (hashed in pseudonymized mode) */
+  piiProperties?(tenant: string, eventType: string): readonly string[]
+  /** null-value records for these keys (keyString form) on the events topic, each on its murmur2 partition */
+  tombstone?(keys: string[]): Promise<void>
   /** replay: a record equal to the stored first fact is written even if at another offset */
   mode: 'live' | 'replay'
   log: Logger

@@ -9,6 +9,7 @@ import { normalizeIdentities, type NormalizedIdentity } from '../identity/normal
 import type { IdentityGraph } from '../identity/graph.js'
 import type { IdentityResolution, IdentityStep } from './deps.js'
 import type { Logger } from '../observability/logger.js'
+import type { Pseudonymizer } from '../privacy/index.js'
 
 const TYPE_NAME = { EXTERNAL: 'external', EMAIL: 'email', PHONE: 'phone', DEVICE: 'device' } as const
 const iso = (t: number) => new Date(t).toISOString()
@@ -19,13 +20,25 @@ export interface IdentityObserver {
   blocked(reason: string): void
 }
 
-export function createIdentityStep(graph: IdentityGraph, config: Readonly<Config>, log: Logger, observe?: IdentityObserver): IdentityStep {
+/**
+ * With a pseudonymizer, a pseudonymized tenant's identities are hashed right after normalization:
+ * the graph, the identities rows and the events row only ever see the hash (and no raw value).
+ */
+export function createIdentityStep(
+  graph: IdentityGraph, config: Readonly<Config>, log: Logger, observe?: IdentityObserver, pseudonymizer?: Pseudonymizer,
+): IdentityStep {
+  const graphForm = (tenant: string, ids: NormalizedIdentity[]): NormalizedIdentity[] =>
+    pseudonymizer === undefined || !pseudonymizer.applies(tenant) ? ids
+      : ids.map((i) => { const value = pseudonymizer.identity(tenant, i.type, i.value); return { type: i.type, value, raw: value } })
   return {
     async forget(events: CdpEvent[]): Promise<void> {
       await graph.forget(events.map((e) => ({ tenant: e.tenant, eventId: e.eventId })))
     },
     async resolveMany(events: CdpEvent[]): Promise<IdentityResolution[]> {
-      const normalized = events.map((e) => normalizeIdentities(e.identity, config.identity))
+      const normalized = events.map((e) => {
+        const n = normalizeIdentities(e.identity, config.identity)
+        return { ...n, identities: graphForm(e.tenant, n.identities) }
+      })
       const results = await graph.resolveMany(
         events.map((e, i) => ({ tenant: e.tenant, identities: normalized[i]!.identities, event: { eventId: e.eventId } })),
         Date.now(),

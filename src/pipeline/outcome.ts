@@ -11,6 +11,8 @@ export type DeadLetterReason =
   | 'key_mismatch' | 'contract_violation' | 'no_identity' | 'tuple_conflict'
   /** the key's murmur2 names another partition than the record's (partition-step.ts) */
   | 'wrong_partition'
+  /** carries an identity of an erased person (suppress-step.ts); kept without its value */
+  | 'suppressed'
 
 export interface DeadLetter {
   record: InboundRecord
@@ -28,6 +30,10 @@ export type SkipReason =
   | 'already_written'
   /** a replay batch holding the fact twice (the first and a later copy): the first one is written */
   | 'again_in_batch'
+  /** a null value: an erasure's tombstone (src/privacy), there for compaction only */
+  | 'tombstone'
+  /** the tuple's fact was erased (the dedup record says so) */
+  | 'erased'
 
 export type Outcome<T> =
   | { kind: 'ok'; value: T }

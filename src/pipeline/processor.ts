@@ -3,6 +3,7 @@
  *
  *   decode-step    key + value (any registered schema version)  -> dead letter: bad_key, not_avro, unknown_schema, bad_avro
  *   validate-step  the contract again (direct producers skip the API) -> dead letter: key_mismatch, contract_violation, no_identity
+ *   suppress-step  identities of erased people (src/privacy)   -> dead letter: suppressed (value dropped); skip: erased
  *   dedup-step     first fact per tuple wins                   -> repeat: skip; conflict: dead letter + original re-asserted
  *                  (any dead letter under the key of a stored fact also re-asserts it: compaction keeps the last record)
  *   existing-step  facts ClickHouse already holds               -> skip
@@ -24,7 +25,10 @@ import type { InboundRecord } from '../kafka/consumer.js'
 import type { ProcessorDeps } from './deps.js'
 import { decodeStep } from './decode-step.js'
 import { validateStep, type Valid } from './validate-step.js'
-import { dedupStep } from './dedup-step.js'
+import { suppressLettersStep, suppressStep, type RefusedEvent } from './suppress-step.js'
+import { pseudonymizeFacts, withoutValues } from './pseudonymize.js'
+import { dedupStep, type UnderKey } from './dedup-step.js'
+import { FactKey } from '../avro/key.js'
 import { existingStep } from './existing-step.js'
 import { resolveStep } from './resolve-step.js'
 import { batchToken, writeStep } from './write-step.js'
@@ -50,6 +54,11 @@ export function buildSteps(deps: ProcessorDeps) {
   return {
     decode: decodeStep(deps),
     validate: validateStep(deps),
+    suppress: suppressStep(deps),
+    suppressLetters: suppressLettersStep(deps),
+    pseudonymize: pseudonymizeFacts(deps),
+    strip: withoutValues(deps),
+    tombstone: async (keys: string[]) => { if (keys.length > 0 && deps.tombstone !== undefined) await deps.tombstone(keys) },
     dedup: dedupStep(deps),
     existing: existingStep(deps),
     resolve: resolveStep(deps),
@@ -68,22 +77,42 @@ export async function processBatch(
   observe?: ProcessorDeps['observe'],
 ): Promise<BatchOutcome> {
   const letters: DeadLetter[] = []
-  const valid: Valid[] = []
+  const checked: Valid[] = []
+  const refused: RefusedEvent[] = []
+  /** tombstones: skipped, but one under a live fact's key still calls for a re-assertion */
+  const tombstones: UnderKey[] = []
   for (const record of records) {
     const d = await steps.decode(record)
+    if (d.kind === 'skip' && d.why === 'tombstone') {
+      const read = FactKey.read(record.key)
+      if (read.ok) tombstones.push({ record, key: read.key, reason: 'tombstone' })
+      continue
+    }
     const v = d.kind === 'ok' ? steps.validate(d.value) : d
-    if (v.kind === 'ok') valid.push(v.value)
-    else if (v.kind === 'dead_letter') letters.push(v.letter)
+    if (v.kind === 'ok') checked.push(v.value)
+    else if (v.kind === 'dead_letter') {
+      // decoded but refused: its letter may hold an erased person's data (suppress-step.ts)
+      if (d.kind === 'ok' && v.letter.key !== undefined) refused.push({ letter: v.letter, event: d.value.event })
+      else letters.push(v.letter)
+    }
   }
+  const suppressed = await steps.suppress(checked)
+  const kept = sortOutcomes(suppressed.outcomes)
+  const valid = kept.ok
+  const refusedLetters = await steps.suppressLetters(refused)
+  letters.push(...refusedLetters.letters, ...kept.deadLetters)
+  // dead letters are written in offset order (the row order of the batch does not matter to
+  // ClickHouse, but the DLQ topic and the logs read better in order)
+  letters.sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
   lap('decode')
 
-  const deduped = await steps.dedup(valid, letters)
+  const deduped = await steps.dedup(valid, [...letters, ...tombstones])
   const unique = sortOutcomes(deduped.outcomes)
   const conflicts = unique.deadLetters.length
   letters.push(...unique.deadLetters)
   lap('dedup')
 
-  const toWrite = sortOutcomes(await steps.existing(unique.ok)).ok
+  const toWrite = steps.pseudonymize(sortOutcomes(await steps.existing(unique.ok)).ok)
   lap('existing')
   const resolved = await steps.resolve(toWrite)
   lap('identity')
@@ -91,10 +120,12 @@ export async function processBatch(
   const token = batchToken(mode, records)
   const written = await steps.write(resolved, token)
   lap('insert')
-  await steps.deadLetters(letters, deduped.reassert, token)
+  await steps.deadLetters(steps.strip(letters), deduped.reassert, token)
+  // after the dead letters are written: a crash before this only leaves a record a replay suppresses again
+  await steps.tombstone([...new Set([...suppressed.tombstones, ...refusedLetters.tombstones])])
   lap('deadLetters')
   observe?.({ records: records.length, skipped: unique.skipped.map((s) => s.why), deadLetters: letters.map((l) => ({ reason: l.reason, tenant: l.tenant })) })
-  return { written, repeats: unique.skipped.length, deadLetters: letters.length, conflicts }
+  return { written, repeats: unique.skipped.filter((s) => s.why !== 'erased').length, deadLetters: letters.length, conflicts }
 }
 
 export class BatchProcessor {

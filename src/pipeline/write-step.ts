@@ -2,7 +2,11 @@
  * Write step: the resolved facts' rows into ClickHouse, idempotently.
  *
  * Identities, merges and aliases go first: an events row never points at a profile the tables do
- * not know. Every insert carries a dedup token from the batch's offset range, so a batch cut again
+ * not know. The three side tables do not refer to one another, so their inserts run at once (chDB
+ * runs each on its own worker thread; a server takes them on separate connections); the events
+ * insert starts only after all three have succeeded. If one of them fails, the others may have
+ * landed: the retry sends all three again with the same tokens and ClickHouse drops the repeats.
+ * Every insert carries a dedup token from the batch's offset range, so a batch cut again
  * after a crash inserts nothing twice. Once the events are in, the identity graph may forget what
  * it kept for re-deliveries of them.
  */
@@ -31,9 +35,13 @@ export function writeStep(deps: Pick<ProcessorDeps, 'writer' | 'identity' | 'seg
     const identities = items.flatMap((x) => x.resolution.identities)
     const merges = items.flatMap((x) => x.resolution.merges)
     const aliases = items.flatMap((x) => x.resolution.aliases)
-    if (identities.length > 0) await w.insertIdentities(identities, { dedupToken: token('identities') })
-    if (merges.length > 0) await w.insertMerges(merges, { dedupToken: token('profile_merges') })
-    if (aliases.length > 0) await w.insertProfileAliases(aliases, { dedupToken: token('profile_aliases') })
+    const side: Promise<unknown>[] = []
+    if (identities.length > 0) side.push(w.insertIdentities(identities, { dedupToken: token('identities') }))
+    if (merges.length > 0) side.push(w.insertMerges(merges, { dedupToken: token('profile_merges') }))
+    if (aliases.length > 0) side.push(w.insertProfileAliases(aliases, { dedupToken: token('profile_aliases') }))
+    // allSettled first: no insert is left running unobserved when another one fails
+    const settled = await Promise.allSettled(side)
+    for (const s of settled) if (s.status === 'rejected') throw s.reason
     if (items.length === 0) return 0
     await w.insertEvents(items.map((x) => eventRow(x, deps.segmentable)), { dedupToken: token('events') })
     // a re-delivered batch now finds these facts in ClickHouse and never resolves them again

@@ -11,6 +11,7 @@ import { redisSecurity } from './redis-client.js'
 
 export type * from './types.js'
 export { createMemoryStateStores } from './memory.js'
+export { describeStateStore, type StateStoreIdentity } from './describe.js'
 
 export async function createStateStores(config: Readonly<Config>): Promise<StateStores> {
   switch (config.state.backend) {

@@ -6,7 +6,7 @@
  * but the scale-out deployment uses Redis.
  */
 import type { Database, RootDatabase } from 'lmdb'
-import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
+import { decideAbandon, decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import { EnvLifecycle, lmdbKey, openEnv, readOp, WriteQueue } from './lmdb-env.js'
 import type {
   ApiKeyRecord, ClaimInfo, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
@@ -57,6 +57,17 @@ class LmdbClaimStore implements ClaimStore {
     const rec = this.db.get(lmdbKey(key))
     return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
   }
+
+  async abandonMany(items: { key: string; eventId: string }[]): Promise<void> {
+    if (items.length === 0) return
+    await this.writes.run(() => {
+      for (const item of items) {
+        const key = lmdbKey(item.key)
+        const next = decideAbandon(this.db.get(key), item.eventId)
+        if (next !== undefined) this.db.putSync(key, next)
+      }
+    })
+  }
 }
 
 class LmdbDedupStore implements DedupStore {
@@ -89,6 +100,19 @@ class LmdbDedupStore implements DedupStore {
     if (items.length === 0) return
     await this.writes.run(() => {
       for (const { key, after } of items) this.reasserted.putSync(lmdbKey(key), after)
+    })
+  }
+
+  markErased(keys: string[]): Promise<number> {
+    if (keys.length === 0) return Promise.resolve(0)
+    return this.writes.run(() => {
+      let n = 0
+      for (const k of keys) {
+        const key = lmdbKey(k)
+        const cur = this.db.get(key)
+        if (cur !== undefined) { this.db.putSync(key, { ...cur, erased: true }); n++ }
+      }
+      return n
     })
   }
 }

@@ -4,7 +4,7 @@
  * a production backend (nothing survives the process).
  */
 import { CdpError } from '../errors.js'
-import { decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
+import { decideAbandon, decideClaim, decideCommit, decideDedup, shouldRelease, type ClaimRecord } from './rules.js'
 import type { ApiKeyRecord, FactRef, StateStores } from './types.js'
 
 export interface MemoryStateData {
@@ -52,6 +52,13 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
         const rec = data.claims.get(key)
         return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
       },
+      async abandonMany(items) {
+        guard()
+        for (const { key, eventId } of items) {
+          const next = decideAbandon(data.claims.get(key), eventId)
+          if (next !== undefined) data.claims.set(key, next)
+        }
+      },
     },
     dedup: {
       async checkMany(items) {
@@ -74,6 +81,15 @@ export function createMemoryStateStores(data: MemoryStateData = emptyMemoryState
       async markReasserted(items) {
         guard()
         for (const { key, after } of items) data.reasserted.set(key, after)
+      },
+      async markErased(keys) {
+        guard()
+        let n = 0
+        for (const key of keys) {
+          const cur = data.dedup.get(key)
+          if (cur !== undefined) { data.dedup.set(key, { ...cur, erased: true }); n++ }
+        }
+        return n
       },
     },
     keys: {

@@ -4,7 +4,8 @@
  * ports of the pure rules in rules.ts. All keys live under `<prefix>:`:
  *
  *   <prefix>:claim:<dedup key>   hash  s (p|c), e (event id), f (fingerprint), t (claimed at, ms)
- *   <prefix>:dedup:<dedup key>   hash  e, f, p (partition), o (offset): the first fact
+ *   <prefix>:dedup:<dedup key>   hash  e, f, p (partition), o (offset): the first fact;
+ *                                      x = 1 once an erasure erased it
  *   <prefix>:apikeys             hash  key id -> ApiKeyRecord as JSON
  *
  * Claims and dedup facts are permanent: dedup lasts forever per tuple. Every key a script touches
@@ -67,10 +68,27 @@ end
 return #KEYS
 `)
 
+const ERASE = new RedisScript('dedup erase', `
+local n = 0
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('HSET', KEYS[i], 'x', '1'); n = n + 1 end
+end
+return n
+`)
+
 const RELEASE = new RedisScript('release', `
 for i = 1, #KEYS do
   local cur = redis.call('HMGET', KEYS[i], 's', 'e')
   if cur[1] == 'p' and cur[2] == ARGV[i] then redis.call('DEL', KEYS[i]) end
+end
+return #KEYS
+`)
+
+// abandon: the claim keeps its event id, its lease ends now ('t' 0), so the next claim takes over
+const ABANDON = new RedisScript('abandon', `
+for i = 1, #KEYS do
+  local cur = redis.call('HMGET', KEYS[i], 's', 'e')
+  if cur[1] == 'p' and cur[2] == ARGV[i] then redis.call('HSET', KEYS[i], 't', '0') end
 end
 return #KEYS
 `)
@@ -81,11 +99,13 @@ for i = 1, #KEYS do
   local k = KEYS[i]
   local b = 4 * (i - 1)
   local eid, fp, part, off = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local cur = redis.call('HMGET', k, 'e', 'f', 'p', 'o')
+  local cur = redis.call('HMGET', k, 'e', 'f', 'p', 'o', 'x')
   local code
   if not cur[1] then
     redis.call('HSET', k, 'e', eid, 'f', fp, 'p', part, 'o', off)
     code = 'first'
+  elseif cur[5] == '1' then
+    code = 'erased'
   elseif cur[3] == part and cur[4] == off then
     code = 'redelivered'
   elseif cur[2] == fp then
@@ -164,6 +184,12 @@ class RedisClaimStore implements ClaimStore {
     if (s == null || e == null) return undefined
     return { state: s === 'c' ? 'committed' : 'pending', eventId: e, claimedAt: Number(t ?? 0) }
   }
+
+  async abandonMany(items: { key: string; eventId: string }[]): Promise<void> {
+    for (const chunk of chunks(items)) {
+      await ABANDON.run(this.client, chunk.map((i) => `${this.prefix}:claim:${i.key}`), chunk.map((i) => i.eventId))
+    }
+  }
 }
 
 class RedisDedupStore implements DedupStore {
@@ -181,6 +207,8 @@ class RedisDedupStore implements DedupStore {
         if (code === 'first' || code === 'redelivered') out.push({ outcome: 'first', redelivered: code === 'redelivered' })
         else if (code === 'repeat' || code === 'conflict') {
           out.push({ outcome: code, original: { eventId, fingerprint, partition: Number(partition), offset } })
+        } else if (code === 'erased') {
+          out.push({ outcome: code, original: { eventId, fingerprint, partition: Number(partition), offset, erased: true } })
         } else throw new CdpError('internal_error', `redis dedup: unexpected outcome ${String(code)}`)
       }
     }
@@ -188,16 +216,22 @@ class RedisDedupStore implements DedupStore {
   }
 
   async get(key: string): Promise<FactRef | undefined> {
-    const cur = await redisCall(this.client, 'dedup get', (c) => c.hmget(`${this.prefix}:dedup:${key}`, 'e', 'f', 'p', 'o'))
-    const [eventId, fingerprint, partition, offset] = cur
+    const cur = await redisCall(this.client, 'dedup get', (c) => c.hmget(`${this.prefix}:dedup:${key}`, 'e', 'f', 'p', 'o', 'x'))
+    const [eventId, fingerprint, partition, offset, erased] = cur
     if (eventId == null || fingerprint == null || partition == null || offset == null) return undefined
-    return { eventId, fingerprint, partition: Number(partition), offset }
+    return { eventId, fingerprint, partition: Number(partition), offset, ...(erased === '1' ? { erased: true } : {}) }
   }
 
   // field `r` of the fact's own hash: it goes when the fact goes
   async reassertedAfter(keys: string[]): Promise<(string | undefined)[]> {
     return Promise.all(keys.map(async (k) =>
       (await redisCall(this.client, 'dedup reasserted', (c) => c.hget(`${this.prefix}:dedup:${k}`, 'r'))) ?? undefined))
+  }
+
+  async markErased(keys: string[]): Promise<number> {
+    let n = 0
+    for (const chunk of chunks(keys)) n += Number(await ERASE.run(this.client, chunk.map((k) => `${this.prefix}:dedup:${k}`), []))
+    return n
   }
 
   async markReasserted(items: { key: string; after: string }[]): Promise<void> {

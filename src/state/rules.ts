@@ -58,9 +58,17 @@ export function shouldRelease(cur: ClaimRecord | undefined, eventId: string): bo
   return cur !== undefined && cur.state === 'pending' && cur.eventId === eventId
 }
 
+/** abandon: a pending claim holding `eventId` keeps its id but its lease is over (claimedAt 0) */
+export function decideAbandon(cur: ClaimRecord | undefined, eventId: string): ClaimRecord | undefined {
+  if (cur === undefined || cur.state !== 'pending' || cur.eventId !== eventId) return undefined
+  return { ...cur, claimedAt: 0 }
+}
+
 /** Decide one consumed record against the first fact stored for its tuple. */
 export function decideDedup(cur: FactRef | undefined, ref: FactRef): { outcome: DedupOutcome; write?: FactRef } {
   if (cur === undefined) return { outcome: { outcome: 'first', redelivered: false }, write: ref }
+  // an erased fact stays erased: the same fact again, a conflicting one, a replayed original
+  if (cur.erased === true) return { outcome: { outcome: 'erased', original: cur } }
   // the very record that was first, delivered again after a crash before the offset commit
   if (cur.partition === ref.partition && cur.offset === ref.offset) return { outcome: { outcome: 'first', redelivered: true } }
   if (cur.fingerprint === ref.fingerprint) return { outcome: { outcome: 'repeat', original: cur } }

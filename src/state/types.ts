@@ -38,10 +38,17 @@ export interface ClaimStore {
   claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]>
   /** mark produced; only the claim holding `eventId` is changed */
   commitMany(items: { key: string; eventId: string }[]): Promise<void>
-  /** forget a pending claim after a failed produce so a retry can claim again */
+  /** forget a pending claim after a produce that definitely did not happen, so a retry claims afresh */
   releaseMany(items: { key: string; eventId: string }[]): Promise<void>
   /** the claim under `key`, read only (GET /v1/cdp/events/{source}/{externalEventId}) */
   get(key: string): Promise<ClaimInfo | undefined>
+  /**
+   * A produce whose outcome is unknown (timeout, connection lost after the request was written):
+   * the record may be on the topic, so the claim keeps its event id, but its lease ends now, so
+   * the next request for the tuple takes it over at once and produces again under the SAME id
+   * (the consumer absorbs the repeat). Only a pending claim holding `eventId` changes.
+   */
+  abandonMany(items: { key: string; eventId: string }[]): Promise<void>
 }
 
 export interface ClaimInfo {
@@ -58,6 +65,12 @@ export interface FactRef {
   fingerprint: string
   partition: number
   offset: string
+  /**
+   * set by an erasure (src/privacy): the fact was erased for good. The record keeps only what
+   * dedup needs (event id, fingerprint, position), so the same fact met again (a client retry, a
+   * replay over a topic not yet compacted) is recognised and never stored again.
+   */
+  erased?: boolean
 }
 
 export type DedupOutcome =
@@ -68,6 +81,8 @@ export type DedupOutcome =
   | { outcome: 'repeat'; original: FactRef }
   /** same tuple, different payload: dead-letter, keep the original */
   | { outcome: 'conflict'; original: FactRef }
+  /** the tuple's fact was erased: whatever comes under it is skipped, never stored or re-asserted */
+  | { outcome: 'erased'; original: FactRef }
 
 export interface DedupStore {
   /** decided in order; a later item with the same key sees the earlier one */
@@ -82,6 +97,11 @@ export interface DedupStore {
   reassertedAfter(keys: string[]): Promise<(string | undefined)[]>
   /** record re-assertions made, after they are on the topic */
   markReasserted(items: { key: string; after: string }[]): Promise<void>
+  /**
+   * Erasure: mark the facts under these keys erased (see FactRef.erased). Keys without a stored
+   * fact are left alone. Returns how many records were marked (already marked ones count).
+   */
+  markErased(keys: string[]): Promise<number>
 }
 
 // ---------- API keys ----------

@@ -32,7 +32,8 @@ export interface CdpProcess {
 export function runCdp(t: TestContext, args: string[], opts: { dir: string; config: object; env?: Record<string, string> }): CdpProcess {
   const configFile = join(opts.dir, `cdp-config-${Math.random().toString(36).slice(2)}.json`)
   writeFileSync(configFile, JSON.stringify(opts.config))
-  const env = { ...process.env, CDP_CONFIG: configFile, ...opts.env }
+  // a consumer role listens for health and metrics: any free port, so several can run side by side
+  const env = { ...process.env, CDP_CONFIG: configFile, CDP_CONSUMER_PORT: '0', ...opts.env }
   // the child must not inherit the parent's REDIS_URL etc. unless the test says so
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''

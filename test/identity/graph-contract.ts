@@ -267,6 +267,38 @@ export function graphContract(t: Test, factory: GraphFactory): void {
     await graph.forget([])
   })
 
+  void t.test('erasure: profilesOf finds the merged person; erase forgets it and nobody else', async (t) => {
+    const { graph, reopen } = await open(t)
+    const tenant = tenantName()
+    const other = tenantName()
+    const a = (await graph.resolve(tenant, [email('ann'), device('d1')], { eventId: 'e1' }, T0)).profileId as string
+    const b = (await graph.resolve(tenant, [phone('+12025550123')], { eventId: 'e2' }, T0 + 1)).profileId as string
+    // e3 links the two: one person, two profile ids; kept results for e3 hold her identities
+    const merged = await graph.resolve(tenant, [email('ann'), phone('+12025550123')], { eventId: 'e3' }, T0 + 2)
+    t.equal(merged.profileId, a)
+    const bob = (await graph.resolve(tenant, [email('bob')], { eventId: 'e4' }, T0 + 3)).profileId as string
+    const elsewhere = (await graph.resolve(other, [email('ann')], { eventId: 'e1' }, T0)).profileId as string
+
+    t.same(await graph.profilesOf(tenant, [email('ann')]), [a, b].sort(), 'the canonical profile and the id merged into it')
+    t.same(await graph.profilesOf(tenant, [phone('+12025550123'), email('ann')]), [a, b].sort(), 'any of her identities names the same person')
+    t.same(await graph.profilesOf(tenant, [email('nobody')]), [])
+
+    const what = {
+      profileIds: [a, b], eventIds: ['e1', 'e2', 'e3'],
+      identities: [email('ann'), phone('+12025550123'), device('d1'), email('bob')],
+    }
+    t.same(await graph.erase(tenant, what), { identities: 3, profiles: 2, keptResults: 3 }, "bob's email is listed but is not hers: kept")
+    for (const i of [email('ann'), phone('+12025550123'), device('d1')]) t.equal(await graph.lookup(tenant, i), undefined, `${i.value} forgotten`)
+    t.same(await graph.profilesOf(tenant, [email('ann')]), [])
+    t.equal(await graph.lookup(tenant, email('bob')), bob, 'another person of the tenant is untouched')
+    t.equal(await graph.lookup(other, email('ann')), elsewhere, 'the same email in another tenant is untouched')
+    t.same(await graph.erase(tenant, what), { identities: 0, profiles: 0, keptResults: 0 }, 'erasing again removes nothing')
+
+    const again = await graph.resolve(tenant, [email('ann')], { eventId: 'e3' }, T0 + 10)
+    t.equal(again.newIdentities.length, 1, 'the kept result of e3 is gone: resolving it again starts from nothing')
+    t.equal(await (await reopen()).lookup(tenant, email('bob')), bob, 'reopened: the rest is still there')
+  })
+
   void t.test('a kept result expires after replayTtlMs even when nobody calls forget', async (t) => {
     const { graph } = await open(t, 3, 1)
     const tenant = tenantName()

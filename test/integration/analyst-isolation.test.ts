@@ -85,7 +85,8 @@ void t.test('analyst isolation through POST /v1/cdp/query', async (t) => {
     dir: cfg.dataDir,
     config: { dataDir: cfg.dataDir, logLevel: 'warn', keys: { prefix: cfg.keys.prefix },
       state: { backend: cfg.state.backend, lmdbPath: cfg.state.lmdbPath, ...(cfg.state.redisUrl === undefined ? {} : { redisUrl: cfg.state.redisUrl }) } },
-    env: { REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '' },
+    // CDP_URL: no service there, so whatever listens on the default port is not asked about its store
+    env: { REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '', CDP_URL: 'http://127.0.0.1:9' },
   })
   t.equal(await cli.exited, 0, `cdp keys create: ${cli.output()}`)
   t.match(cli.output(), /permissions: query:read, query:all/)

@@ -214,7 +214,10 @@ void t.test('health, readiness and the OpenAPI document', async (t) => {
   t.same((await api.app.inject({ url: '/healthz' })).json(), { status: 'ok' })
   const ready = await api.app.inject({ url: '/readyz' })
   t.equal(ready.statusCode, 200)
-  t.same(ready.json(), { status: 'ready', checks: { kafka: true, schemaRegistry: true, stateStore: true } })
+  const body = ready.json() as { status: string; checks: Record<string, boolean>; state: { backend: string; id: string } }
+  t.same({ status: body.status, checks: body.checks }, { status: 'ready', checks: { kafka: true, schemaRegistry: true, stateStore: true } })
+  t.equal(body.state.backend, api.config.state.backend, 'names the state backend (cdp keys create compares it)')
+  t.match(body.state.id, /^[0-9a-f]+$/, 'and an opaque id, not the address')
   const doc = (await api.app.inject({ url: '/openapi.json' })).json() as { openapi: string; paths: Record<string, unknown> }
   t.match(doc.openapi, /^3\./)
   t.ok(doc.paths['/v1/cdp/events'])

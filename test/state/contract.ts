@@ -141,6 +141,24 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.claims.claimMany([req(key('g'), 'evt_h')], T0 + 1, LEASE), [{ outcome: 'duplicate', eventId: 'evt_g' }], 'get took nothing')
   })
 
+  void t.test('claims: abandon keeps the event id and lets the next request take over at once', async (t) => {
+    const { stores } = await open(t)
+    await stores.claims.claimMany([req(key('a'), 'evt_1'), req(key('b'), 'evt_2')], T0, LEASE)
+    await stores.claims.commitMany([{ key: key('b'), eventId: 'evt_2' }])
+    await stores.claims.abandonMany([{ key: key('a'), eventId: 'evt_other' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_3')], T0 + 1, LEASE), [{ outcome: 'in_flight', eventId: 'evt_1' }],
+      'a stranger cannot abandon it')
+    await stores.claims.abandonMany([{ key: key('a'), eventId: 'evt_1' }, { key: key('b'), eventId: 'evt_2' }, { key: key('missing'), eventId: 'evt_x' }])
+    t.same(await stores.claims.claimMany([req(key('a'), 'evt_4'), req(key('a'), 'evt_5')], T0 + 2, LEASE), [
+      { outcome: 'claimed', eventId: 'evt_1', takeover: true },
+      { outcome: 'in_flight', eventId: 'evt_1' },
+    ], 'well within the lease, the next request takes over under the original id, and holds it again')
+    t.same(await stores.claims.claimMany([req(key('b'), 'evt_6'), req(key('missing'), 'evt_7')], T0 + 3, LEASE), [
+      { outcome: 'duplicate', eventId: 'evt_2' },
+      { outcome: 'claimed', eventId: 'evt_7', takeover: false },
+    ], 'a committed claim stays committed; an unknown tuple is not created')
+  })
+
   void t.test('claims: 100 concurrent calls for one tuple -> exactly one claimed', async (t) => {
     const { stores } = await open(t)
     const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
@@ -223,6 +241,29 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.same(await stores.dedup.reassertedAfter([key('a'), key('b')]), ['9007199254740993123', undefined], 'the last mark, every digit')
     t.same(await stores.dedup.get(key('a')), first)
     t.same(await stores.dedup.checkMany([{ key: key('a'), ref: ref('evt_4', 'fp-2', 2, '200') }]), [{ outcome: 'conflict', original: first }])
+  })
+
+  void t.test('dedup: an erased fact stays erased, and keeps what dedup needs', async (t) => {
+    const { stores } = await open(t)
+    const first = ref('evt_1', 'fp-1', 2, '100')
+    await stores.dedup.checkMany([{ key: key('a'), ref: first }, { key: key('b'), ref: ref('evt_2', 'fp-2', 2, '101') }])
+    t.equal(await stores.dedup.markErased([key('a'), key('never-seen')]), 1, 'only stored facts are marked')
+    const erased = { ...first, erased: true }
+    t.same(await stores.dedup.get(key('a')), erased)
+    t.equal(await stores.dedup.get(key('never-seen')), undefined, 'no record is made up for an unknown key')
+    t.same(await stores.dedup.checkMany([
+      { key: key('a'), ref: first },
+      { key: key('a'), ref: ref('evt_3', 'fp-1', 2, '300') },
+      { key: key('a'), ref: ref('evt_4', 'fp-9', 2, '301') },
+      { key: key('b'), ref: ref('evt_5', 'fp-2', 2, '302') },
+    ]), [
+      { outcome: 'erased', original: erased },
+      { outcome: 'erased', original: erased },
+      { outcome: 'erased', original: erased },
+      { outcome: 'repeat', original: ref('evt_2', 'fp-2', 2, '101') },
+    ], 'the very record, a repeat and a conflict are all erased; the other tuple is untouched')
+    t.equal(await stores.dedup.markErased([key('a')]), 1, 'marking twice is harmless')
+    t.same(await stores.dedup.get(key('a')), erased)
   })
 
   void t.test('keys: put, get, list, overwrite', async (t) => {

@@ -1,12 +1,14 @@
 import { parseArgs } from 'node:util'
 import type { Config } from '../../config/index.js'
-import { createStateStores } from '../../state/index.js'
+import { createStateStores, describeStateStore } from '../../state/index.js'
 import { createKey, revokeKey, PERMISSIONS, type Permission } from '../../auth/keys.js'
 import type { Command, Out } from '../command.js'
 
 const USAGE = [
   'usage: cdp keys <command>',
-  '  create --tenant T [--permission P]... [--source S]... [--expires 30d|12h|45m|ISO] [--label L]',
+  '  create --tenant T [--permission P]... [--source S]... [--expires 30d|12h|45m|ISO] [--label L] [--force]',
+  '                     writes into the state store of this configuration (CDP_CONFIG, REDIS_URL, ...) and says which;',
+  '                     refuses when the service at CDP_URL reports another store on /readyz (--force: write anyway)',
   `                     permissions: ${PERMISSIONS.join(', ')} (default events:write,events:batch)`,
   '  list               every key: id, tenant, state, permissions, sources',
   '  revoke ID          revoke a key at once',
@@ -31,14 +33,41 @@ export function parseExpiry(s: string, now = Date.now()): string {
 }
 
 
+/**
+ * Whether the service at CDP_URL reads the store this CLI would write to. A key written elsewhere
+ * is answered 401 by every API, with nothing to say why: so a mismatch refuses, and an
+ * unreachable service is only a note (keys are often made before the services start).
+ */
+async function checkServiceStore(config: Readonly<Config>, out: Out): Promise<'same' | 'other' | 'unknown'> {
+  const mine = describeStateStore(config)
+  let body: { state?: { backend?: string; id?: string } }
+  try {
+    const res = await fetch(`${config.client.url}/readyz`, { signal: AbortSignal.timeout(2000) })
+    body = await res.json() as typeof body
+  } catch {
+    out(`note: no service answered at ${config.client.url} (CDP_URL); start the services with this same configuration, or the key will not be found`)
+    return 'unknown'
+  }
+  if (body.state?.id === undefined) { out(`note: the service at ${config.client.url} does not report its state store`); return 'unknown' }
+  if (body.state.id === mine.id) return 'same'
+  out(`the service at ${config.client.url} uses ${body.state.backend === 'redis' ? 'a Redis' : body.state.backend === 'lmdb' ? 'an LMDB' : 'another'} state store ` +
+    `other than this command's ${mine.location}: a key written here would be refused there (401).`)
+  out('run `cdp keys` with the services\' configuration (the same CDP_CONFIG file, or REDIS_URL / STATE_BACKEND / CDP_DATA_DIR), or pass --force')
+  return 'other'
+}
+
 async function keys(config: Readonly<Config>, args: string[], out: Out): Promise<number> {
   const [sub, ...rest] = args
+  if (sub === 'create') {
+    const force = rest.includes('--force')
+    if ((await checkServiceStore(config, out)) === 'other' && !force) return 1
+  }
   const stores = await createStateStores(config)
   try {
     if (sub === 'create') {
       const { values } = parseArgs({ args: rest, options: {
         tenant: { type: 'string' }, permission: { type: 'string', multiple: true }, source: { type: 'string', multiple: true },
-        expires: { type: 'string' }, label: { type: 'string' },
+        expires: { type: 'string' }, label: { type: 'string' }, force: { type: 'boolean' },
       } })
       if (values.tenant === undefined || values.tenant === '') { out('keys create: --tenant is required'); return 2 }
       const perms = (values.permission ?? ['events:write', 'events:batch']).flatMap((p) => p.split(','))
@@ -48,6 +77,7 @@ async function keys(config: Readonly<Config>, args: string[], out: Out): Promise
         tenant: values.tenant, permissions: perms as Permission[], sources: values.source ?? [],
         expiresAt: values.expires === undefined ? null : parseExpiry(values.expires), label: values.label ?? null,
       })
+      out(`store:       ${describeStateStore(config).location}`)
       out(`key id:      ${record.id}`)
       out(`tenant:      ${record.tenant}`)
       out(`permissions: ${record.permissions.join(', ')}`)

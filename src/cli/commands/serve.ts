@@ -24,7 +24,7 @@ export const serveCommand: Command = {
     const log = createLogger(cfg)
     if (workers > 1 && isClusterPrimary()) return superviseWorkers(workers, log)
     const running = await serve(cfg, role, log)
-    installSignalHandlers(running.close, log)
+    installSignalHandlers(running.close, log, cfg.shutdown.deadlineMs)
     return new Promise<number>(() => undefined) // runs until a signal
   },
 }

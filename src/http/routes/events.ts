@@ -81,7 +81,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
         ...frontDoorResponses,
         ...keyResponses,
         ...requestTimeout,
-        409: errorResponse('idempotency_conflict: externalEventId already used for a different payload'),
+        409: errorResponse('idempotency_conflict: externalEventId already used for a different payload; suppressed: the event carries an identity of a person erased for this tenant (docs/PRIVACY.md)'),
         ...tooLarge(config.http.singleBodyLimitBytes),
         422: errorResponse('validation_failed: every problem of the event, one detail each (JSON pointer, code, message)'),
         429: errorResponse('rate_limited: events per key or per tenant, or failing requests per client address; wait Retry-After seconds', retryAfter),

@@ -48,13 +48,22 @@ const readiness = {
   properties: {
     status: { type: 'string', enum: ['ready', 'not_ready'] },
     checks: { type: 'object', description: 'dependency name -> reachable at the last probe', additionalProperties: { type: 'boolean' } },
+    state: {
+      type: 'object',
+      description: 'the state store this process uses: backend and an opaque id (src/state/describe.ts); `cdp keys create` compares it with its own',
+      properties: { backend: { type: 'string' }, id: { type: 'string' } },
+    },
   },
 } as const
 
 /** the Prometheus text of this process (or of every worker, aggregated) */
 export type MetricsSource = () => Promise<{ contentType: string; body: string }>
 
-export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; metrics?: MetricsSource }> = async (app, opts) => {
+/**
+ * `state`: which state store this process uses, as a backend name and an opaque id
+ * (src/state/describe.ts); `cdp keys create` compares it with its own before writing a key.
+ */
+export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; metrics?: MetricsSource; state?: { backend: string; id: string } }> = async (app, opts) => {
   app.get('/healthz', {
     schema: {
       summary: 'liveness',
@@ -80,7 +89,7 @@ export const opsRoutes: FastifyPluginAsync<{ probe: ReadinessProbe; metrics?: Me
   }, async (_req, reply) => {
     const checks = await opts.probe.current()
     const ready = Object.values(checks).every(Boolean)
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks })
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(opts.state === undefined ? {} : { state: opts.state }) })
   })
   const metrics = opts.metrics
   if (metrics !== undefined) {

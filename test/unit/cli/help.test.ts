@@ -14,7 +14,7 @@ void t.test('cdp --help lists every command', async (t) => {
 })
 
 void t.test('cdp <command> --help prints that command\'s usage without loading config or connecting', async (t) => {
-  t.same(COMMANDS.map((c) => c.name).sort(), ['clickhouse-gateway', 'contracts', 'dlq', 'keys', 'query', 'replay', 'serve', 'stack', 'tail'])
+  t.same(COMMANDS.map((c) => c.name).sort(), ['clickhouse-gateway', 'contracts', 'dlq', 'erase', 'import', 'keys', 'query', 'replay', 'serve', 'stack', 'state', 'suppressions', 'tail'])
   for (const c of COMMANDS) {
     for (const flag of ['--help', '-h']) {
       const { code, lines } = await run([c.name, flag])

@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { pino } from 'pino'
-import { BatchingProducer, type KafkaClient } from '../../../src/kafka/index.js'
+import { BatchingProducer, wasNotSent, type KafkaClient } from '../../../src/kafka/index.js'
 
 interface SentBatch { acks: number; topicMessages: { topic: string; messages: { key: Buffer | null; value: Buffer | null; headers?: Record<string, string> }[] }[] }
 
@@ -60,4 +60,20 @@ void t.test('a failed batch rejects every caller in it with kafka_unavailable an
   t.equal(f.producers(), 2, 'a fresh producer after the failure')
   t.same(f.batches.map((b) => b.topicMessages.map((tm) => tm.topic)), [['events']])
   await p.close()
+})
+
+void t.test('a rejection says whether the records certainly never reached Kafka (wasNotSent)', async (t) => {
+  const f = fakeKafka({ failFirst: true })
+  const p = new BatchingProducer(f.kafka, { topic: 'events', lingerMs: 0, batchMaxMessages: 100, timeoutMs: 1000, lanes: 1 }, log)
+  await p.connect()
+  const sentErr = await p.send([msg('a1')]).done.then(() => undefined, (e: unknown) => e)
+  t.notOk(wasNotSent(sentErr), 'a request that failed after it was written: outcome unknown')
+  const refusing = new BatchingProducer({ producer: () => ({ connect: async () => { throw new Error('ECONNREFUSED') }, disconnect: async () => undefined }) } as unknown as KafkaClient,
+    { topic: 'events', lingerMs: 0, batchMaxMessages: 100, timeoutMs: 1000, lanes: 1 }, log)
+  t.ok(wasNotSent(await refusing.send([msg('b1')]).done.then(() => undefined, (e: unknown) => e)), 'no connection: not sent')
+  const slow = new BatchingProducer(f.kafka, { topic: 'events', lingerMs: 1000, batchMaxMessages: 100, timeoutMs: 1000, lanes: 1 }, log)
+  const ticket = slow.send([msg('c1')])
+  t.ok(ticket.cancel())
+  t.ok(wasNotSent(await ticket.done.then(() => undefined, (e: unknown) => e)), 'cancelled while queued: not sent')
+  await Promise.all([p.close(), refusing.close(), slow.close()])
 })

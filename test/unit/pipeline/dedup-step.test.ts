@@ -15,7 +15,7 @@ function store(data: MemoryStateData = emptyMemoryState()): { dedup: DedupStore;
     data, gets,
     dedup: {
       checkMany: (i) => dedup.checkMany(i), get: async (k) => { gets.push(k); return dedup.get(k) },
-      reassertedAfter: (k) => dedup.reassertedAfter(k), markReasserted: (i) => dedup.markReasserted(i),
+      reassertedAfter: (k) => dedup.reassertedAfter(k), markReasserted: (i) => dedup.markReasserted(i), markErased: (k) => dedup.markErased(k),
     },
   }
 }

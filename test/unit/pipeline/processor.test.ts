@@ -79,3 +79,16 @@ void t.test('replay of what compaction kept: the later copy stands for the fact 
   t.equal(calls[2]!.token, 'cdp:replay:events:cdp.unit:0:0-7')
   t.same(p.totals, { written: 1, repeats: 0, deadLetters: 0, conflicts: 0 })
 })
+
+void t.test('tombstones: skipped, never dead letters; a stray one under a live fact re-asserts it, an erased fact stays erased', async (t) => {
+  const data = emptyMemoryState()
+  const calls: Call[] = []
+  const p = processor(calls, 'live', data)
+  await p.process([recordOf(0, a), recordOf(1, b)])
+  await createMemoryStateStores(data).dedup.markErased([keyOf(b).text])
+  calls.length = 0
+  const out = await p.processBatch([record(2, keyOf(a).bytes, null), record(3, keyOf(b).bytes, null), recordOf(4, bAgain)])
+  t.same(out, { written: 0, repeats: 0, deadLetters: 0, conflicts: 0 }, 'nothing written, nothing dead-lettered')
+  t.same(calls.map((c) => c.call), ['reassert'], 'only the live fact is produced again')
+  t.same(calls[0]!.args, [`${keyOf(a).text}<-0`])
+})

@@ -16,6 +16,9 @@ const LAYERS: readonly (readonly string[])[] = [
   ['observability'],
   ['avro', 'contracts', 'state'],
   ['identity', 'clickhouse', 'kafka', 'auth'],
+  // privacy joins the identity graph, ClickHouse and the state stores for erasures; ingest and
+  // pipeline ask it about suppression and pseudonymization
+  ['privacy'],
   ['ingest', 'pipeline', 'producer'],
   ['http'],
   ['app'],
