@@ -34,6 +34,10 @@ export function isClusterWorker(): boolean {
  */
 export function workerMetrics(registry: Registry): () => Promise<MetricsText> {
   AggregatorRegistry.setRegistries([registry])
+  // prom-client installs a worker's answer to the primary's metrics request only when an
+  // AggregatorRegistry is constructed in that worker; without it every scrape timed out
+  // (seen with `serve --role api --workers 2`: "Operation timed out" on each GET /metrics)
+  void new AggregatorRegistry()
   let next = 0
   const waiting = new Map<number, { resolve: (m: MetricsText) => void; reject: (e: Error) => void }>()
   process.on('message', (m: MetricsRes) => {

@@ -90,6 +90,12 @@ void t.test('`serve --role api --workers 2`: two processes on one port, one answ
   const answers = await Promise.all(Array.from({ length: 20 }, post))
   t.equal(answers.filter((a) => a.status === 202).length, 1, 'one accepted across the workers')
   t.equal(new Set(answers.map((a) => a.body.event_id ?? a.body.original_event_id)).size, 1, 'one event id')
+  // one scrape answers for every worker (the primary aggregates), whichever worker takes it
+  for (let i = 0; i < 4; i++) {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+    const count = (outcome: string) => Number(new RegExp(`^cdp_events_total\\{outcome="${outcome}",code=""\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
+    t.equal(count('accepted') + count('duplicate'), 20, `scrape ${i + 1}: the 20 answers of both workers, counted once`)
+  }
   proc.kill('SIGTERM')
   t.equal(await proc.exited, 0, 'the primary exits 0 after its workers drained')
   t.equal((await readTopic(cfg, 1, { settleMs: 1000 })).length, 1, 'one record on the topic')
