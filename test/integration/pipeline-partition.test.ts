@@ -18,17 +18,10 @@ import { startApi } from '../helpers/api.js'
 import { startPipeline } from '../helpers/pipeline.js'
 import { tapTopics } from '../helpers/topic.js'
 import { waitFor } from '../helpers/process.js'
+import { crc32 } from '../helpers/crc32.js'
 
 const PARTITIONS = 6
 
-function crc32(buf: Uint8Array): number {
-  let c = ~0
-  for (const b of buf) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1))
-  }
-  return ~c >>> 0
-}
 
 /** librdkafka's consistent_random for a keyed record */
 const consistentRandom: ICustomPartitioner = () => ({ partitionMetadata, message }) => {

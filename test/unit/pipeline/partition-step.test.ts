@@ -2,16 +2,7 @@ import t from 'tap'
 import { partitionFor } from '../../../src/avro/partition.js'
 import { partitionStep } from '../../../src/pipeline/partition-step.js'
 import { event, keyOf, record, wire } from '../../helpers/pipeline-fakes.js'
-
-/** librdkafka's default `consistent_random` for a keyed record: CRC32 of the key bytes modulo the count */
-function crc32(buf: Uint8Array): number {
-  let c = ~0
-  for (const b of buf) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1))
-  }
-  return ~c >>> 0
-}
+import { crc32 } from '../../helpers/crc32.js'
 
 const keys = Array.from({ length: 200 }, (_, i) => keyOf(event({ externalEventId: `txn_${i}` })))
 
