@@ -125,16 +125,16 @@ export function privacyStoreOver(kv: PrivacyKv): PrivacyStore {
         .filter((r) => r.status === 'pending' || (r.status === 'running' && (r.heartbeatAt ?? 0) < now - staleMs))
         .sort((a, b) => a.requestedAt.localeCompare(b.requestedAt))
       for (const candidate of open) {
-        let taken: ErasureRecord | undefined
-        await kv.update(ERASURE + candidate.id, (cur) => {
+        // judge by what update() wrote, not by what `fn` once decided: an optimistic backend
+        // (Redis) may call `fn` again after losing a race, and then the earlier decision is void
+        const written = await kv.update(ERASURE + candidate.id, (cur) => {
           if (cur === undefined) return undefined
           const r = parse<ErasureRecord>(cur)
           const free = r.status === 'pending' || (r.status === 'running' && (r.heartbeatAt ?? 0) < now - staleMs)
           if (!free) return undefined
-          taken = { ...r, status: 'running', owner, heartbeatAt: now, startedAt: r.startedAt ?? new Date(now).toISOString() }
-          return JSON.stringify(taken)
+          return JSON.stringify({ ...r, status: 'running', owner, heartbeatAt: now, startedAt: r.startedAt ?? new Date(now).toISOString() })
         })
-        if (taken !== undefined) return taken
+        if (written !== undefined) return parse<ErasureRecord>(written)
       }
       return undefined
     },

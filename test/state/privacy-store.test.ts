@@ -4,7 +4,7 @@
  * only, lifted by hash or by erasure id) and its key (made once, then stable).
  */
 import t, { type Test } from 'tap'
-import { createMemoryPrivacyStore, createPrivacyStore, type ErasureRecord, type PrivacyStore } from '../../src/state/privacy-store.js'
+import { createMemoryPrivacyStore, createPrivacyStore, memoryPrivacyKv, privacyStoreOver, type ErasureRecord, type PrivacyKv, type PrivacyStore } from '../../src/state/privacy-store.js'
 import { testConfig } from '../helpers/config.js'
 import { deletePrefix } from './redis-helpers.js'
 
@@ -70,3 +70,25 @@ for (const [name, opener] of backends) {
     t.same(await other.suppressionKey(), k1, 'every process gets the same key')
   })
 }
+
+void t.test('a taker that loses the race on an optimistic backend takes nothing it did not write', async (t) => {
+  // the Redis backend decides on what it read, writes only if the key still holds it, and
+  // otherwise reads and decides again: here the first decision loses to another owner
+  const data = new Map<string, string>()
+  const kv = memoryPrivacyKv(data)
+  const racing: PrivacyKv = {
+    ...kv,
+    async update(k, fn) {
+      const first = fn(data.get(k))
+      if (first !== undefined) {
+        const other = JSON.parse(data.get(k)!) as ErasureRecord
+        data.set(k, JSON.stringify({ ...other, status: 'running', owner: 'other', heartbeatAt: 1000 }))
+      }
+      return kv.update(k, fn)
+    },
+  }
+  const store = privacyStoreOver(racing)
+  await store.createErasure(request('era_1', '2026-01-01T00:00:01.000Z'))
+  t.equal(await store.takeErasure('me', 1000, 60_000), undefined, 'the request went to the other owner')
+  t.equal((await store.getErasure('era_1'))?.owner, 'other')
+})
