@@ -65,10 +65,12 @@ const event = (id: string) => ({
   properties: { order_id: `order_${id}`, amount: 120.5, currency: 'USD', store_id: 'store_42' },
 })
 
-function summarize(name: string, r: autocannon.Result, eventsPerRequest: number) {
+function summarize(name: string, r: autocannon.Result, eventsPerRequest: number, cpuUsed: number) {
   const non2xx = r.non2xx + r.errors + r.timeouts
   return {
     name,
+    /** server CPU (user + system) per event answered: robust to the machine's load, unlike events/s */
+    cpuUsPerEvent: cpuUsed / Math.max(1, r.requests.total * eventsPerRequest),
     reqPerSec: r.requests.average,
     eventsPerSec: r.requests.average * eventsPerRequest,
     p50: r.latency.p50,
@@ -76,6 +78,11 @@ function summarize(name: string, r: autocannon.Result, eventsPerRequest: number)
     non2xx,
   }
 }
+
+/** what a server child reports on request: producer sends, peak RSS, CPU time used so far (µs) */
+interface Stats { batches: number; maxRssKb: number; cpuUs: number }
+/** user + system CPU of this process: per event, it measures cost without the machine's load in it */
+const cpuUs = (): number => { const u = process.cpuUsage(); return u.user + u.system }
 
 /** one API instance listening on `port` (0: any); resolves with its runtime */
 async function startInstance(port: number) {
@@ -96,12 +103,12 @@ async function serveApi() {
   const workers = Number(values.workers)
   if (workers > 1 && cluster.isWorker) {
     const inst = await startInstance(Number(process.env.BENCH_PORT))
-    process.on('message', (m) => { if (m === 'batches') process.send?.({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS }) })
+    process.on('message', (m) => { if (m === 'batches') process.send?.({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs() }) })
     process.send?.('ready')
     return
   }
   let port: number
-  let batches: () => Promise<{ batches: number; maxRssKb: number }>
+  let batches: () => Promise<Stats>
   let close: () => Promise<void>
   let stores: Shared['stores']
   if (workers > 1) {
@@ -109,10 +116,10 @@ async function serveApi() {
     const forked = Array.from({ length: workers }, () => cluster.fork({ BENCH_PORT: String(port), BENCH_DIR: dir }))
     await Promise.all(forked.map((w) => new Promise((r) => w.once('message', r))))
     stores = await createStateStores(config)
-    batches = async () => (await Promise.all(forked.map((w) => new Promise<{ batches: number; maxRssKb: number }>((r) => {
+    batches = async () => (await Promise.all(forked.map((w) => new Promise<Stats>((r) => {
       w.once('message', r)
       w.send('batches')
-    })))).reduce((a, b) => ({ batches: a.batches + b.batches, maxRssKb: Math.max(a.maxRssKb, b.maxRssKb) }), { batches: 0, maxRssKb: 0 })
+    })))).reduce((a, b) => ({ batches: a.batches + b.batches, maxRssKb: Math.max(a.maxRssKb, b.maxRssKb), cpuUs: a.cpuUs + b.cpuUs }), { batches: 0, maxRssKb: 0, cpuUs: 0 })
     close = async () => {
       await stores.close()
       await Promise.all(forked.map((w) => new Promise((r) => { w.once('exit', r); w.kill('SIGKILL') })))
@@ -121,7 +128,7 @@ async function serveApi() {
     const inst = await startInstance(0)
     port = inst.port
     stores = inst.rt.stores
-    batches = async () => ({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS })
+    batches = async () => ({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs() })
     close = () => inst.res.close()
   }
   const { key } = await createKey(stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
@@ -150,7 +157,9 @@ async function serveEcho() {
   await app.listen({ host: '127.0.0.1', port: 0 })
   const addr = app.server.address()
   process.stdout.write(JSON.stringify({ port: typeof addr === 'object' && addr !== null ? addr.port : 0, key: 'echo' }) + '\n')
-  createInterface({ input: process.stdin }).on('close', () => { void app.close().then(() => process.exit(0)) })
+  const rl = createInterface({ input: process.stdin })
+  rl.on('line', () => process.stdout.write(JSON.stringify({ batches: 0, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs() }) + '\n'))
+  rl.on('close', () => { void app.close().then(() => process.exit(0)) })
 }
 
 type Row = ReturnType<typeof summarize>
@@ -170,7 +179,8 @@ async function main() {
   }
   const api = await startChild(['--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], prof)
   const echo = await startChild(['--echo', '--serve', `${run}echo`])
-  const stats = async () => { api.child.stdin.write('?\n'); return await api.next() as { batches: number; maxRssKb: number } }
+  const statsOf = async (t: typeof api) => { t.child.stdin.write('?\n'); return await t.next() as unknown as Stats }
+  const stats = () => statsOf(api)
   const log = createLogger({ logLevel: 'silent' })
   const res = new Resources()
   const rt = await buildShared(config, log, res)
@@ -228,7 +238,9 @@ async function main() {
       for (const which of apiFirst ? ['api', 'echo'] : ['echo', 'api']) {
         process.stderr.write(`round ${r + 1}: ${label} ${which}\n`)
         const target = which === 'api' ? api : echo
-        const result = summarize(`${label} ${which}`, await phase(target.port, target.key), perRequest)
+        const cpu0 = (await statsOf(target)).cpuUs
+        const answered = await phase(target.port, target.key)
+        const result = summarize(`${label} ${which}`, answered, perRequest, (await statsOf(target)).cpuUs - cpu0)
         ;(which === 'api' ? into : intoEcho).push(result)
       }
     }
@@ -252,18 +264,23 @@ async function main() {
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
   console.log(`\nmachine: ${machine}; broker on the same machine; load average (1/5/15 min) at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}`)
   console.log(`${rounds} rounds of ${seconds} s per phase, medians; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers}; Kafka client: ${config.kafka.client}`)
-  console.log('| workload | connections | events/s | p50 ms | p99 ms | non-2xx (sum) | events/s ÷ ceiling (per-round median) |')
-  console.log('|---|---|---:|---:|---:|---:|---:|')
+  console.log('| workload | connections | events/s | p50 ms | p99 ms | non-2xx (sum) | server CPU µs/event | events/s ÷ ceiling (per-round median) |')
+  console.log('|---|---|---:|---:|---:|---:|---:|---:|')
   const line = (name: string, c: number, rows: Row[], ratio: string) =>
-    console.log(`| ${name} | ${c} | ${med(rows, 'eventsPerSec').toFixed(0)} | ${med(rows, 'p50')} | ${med(rows, 'p99')} | ${rows.reduce((a, x) => a + x.non2xx, 0)} | ${ratio} |`)
+    console.log(`| ${name} | ${c} | ${med(rows, 'eventsPerSec').toFixed(0)} | ${med(rows, 'p50')} | ${med(rows, 'p99')} | ${rows.reduce((a, x) => a + x.non2xx, 0)} | ${med(rows, 'cpuUsPerEvent').toFixed(1)} | ${ratio} |`)
   line('single event, API', connections, out.single, `${ratios.single_vs_echo.toFixed(2)} of echo`)
   line('single event, Fastify echo (ceiling)', connections, out.singleEcho, '1.00')
   line(`batch of ${batchSize}, API`, batchConnections, out.batch, `${ratios.batch_vs_produce.toFixed(2)} of produce, ${ratios.batch_vs_echo.toFixed(2)} of echo`)
   line(`batch of ${batchSize}, Fastify echo`, batchConnections, out.batchEcho, '—')
-  console.log(`| ceiling: ${config.kafka.client} raw producer, ${batchSize} records/send | 1 | ${median(out.produce).toFixed(0)} | — | — | — | 1.00 |`)
+  console.log(`| ceiling: ${config.kafka.client} raw producer, ${batchSize} records/send | 1 | ${median(out.produce).toFixed(0)} | — | — | — | — | 1.00 |`)
   console.log(`\nKafka records per send during the API batch phase (median): ${median(out.recordsPerSend).toFixed(0)}; API process peak RSS: ${(maxRssKb / 1024).toFixed(0)} MB`)
   console.log('')
   for (const [k, v] of Object.entries(ratios)) console.log(`ratio ${k} ${v.toFixed(3)}`)
+  // CPU per event, API against echo: what single_vs_echo would be if each had a core of its own
+  console.log(`ratio single_cpu_echo_vs_api ${(med(out.singleEcho, 'cpuUsPerEvent') / med(out.single, 'cpuUsPerEvent')).toFixed(3)}`)
+  for (const [k, rows] of [['single_api', out.single], ['single_echo', out.singleEcho], ['batch_api', out.batch], ['batch_echo', out.batchEcho]] as const) {
+    console.log(`cpu_us_per_event ${k} ${med(rows, 'cpuUsPerEvent').toFixed(1)}`)
+  }
   console.log(`p99_ms single ${med(out.single, 'p99')}`)
   console.log(`p99_ms batch ${med(out.batch, 'p99')}`)
   console.log(`rss_mb api ${(maxRssKb / 1024).toFixed(0)}`)
