@@ -356,6 +356,8 @@ async function withScratchFile<T>(dir: string, data: Buffer, op: (path: string) 
 async function decodeWithChdb(engine: ChdbSessions, dir: string, raw: Buffer, method: string, maxBody: number): Promise<Buffer> {
   const cap = 4 * maxBody + 64 * 1024 * 1024
   const tooLarge = (): GatewayError => err.badArguments(`request body larger than ${maxBody} bytes after ${method} decompression`)
+  const malformed = method === 'lz4' ? lz4FramesMalformed(raw) : undefined
+  if (malformed !== undefined) throw err.badArguments(`cannot decompress the lz4 request body: ${malformed}`)
   let decoded: Buffer
   try {
     decoded = await withScratchFile(dir, raw, async (path) => {
@@ -374,6 +376,44 @@ async function decodeWithChdb(engine: ChdbSessions, dir: string, raw: Buffer, me
   }
   if (decoded.length > maxBody) throw tooLarge()
   return decoded
+}
+
+/**
+ * Why `buf` is not a sequence of complete LZ4 frames, or undefined when it is. ClickHouse's lz4
+ * reader ends without an error where a frame is cut short or followed by junk, keeping what it
+ * decoded (measured on chDB 26.7): a malformed body would become a partial insert. So the
+ * frames' structure is walked here first (headers, block sizes, end marks, checksum fields;
+ * the data itself is left to chDB).
+ */
+export function lz4FramesMalformed(buf: Buffer): string | undefined {
+  let at = 0
+  while (at < buf.length) {
+    const magic = at + 4 <= buf.length ? buf.readUInt32LE(at) : undefined
+    if (magic !== undefined && (magic & 0xfffffff0) === 0x184d2a50) {
+      // a skippable frame: its size, then that many bytes
+      if (at + 8 > buf.length) return 'a skippable frame cut short'
+      at += 8 + buf.readUInt32LE(at + 4)
+      if (at > buf.length) return 'a skippable frame cut short'
+      continue
+    }
+    if (magic !== 0x184d2204) return `no LZ4 frame at byte ${at}`
+    if (at + 7 > buf.length) return `an LZ4 frame header cut short at byte ${at}`
+    const flags = buf[at + 4]!
+    if (flags >> 6 !== 1) return `an LZ4 frame of unknown version at byte ${at}`
+    at += 6 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0) + 1 // FLG, BD, content size, dictionary id, HC
+    const blockChecksum = flags & 0x10 ? 4 : 0
+    for (;;) {
+      if (at + 4 > buf.length) return 'an LZ4 frame cut short (no end mark)'
+      const size = buf.readUInt32LE(at) & 0x7fffffff
+      at += 4
+      if (size === 0) break
+      at += size + blockChecksum
+      if (at > buf.length) return 'an LZ4 block cut short'
+    }
+    at += flags & 0x04 ? 4 : 0 // content checksum
+    if (at > buf.length) return 'an LZ4 frame cut short (content checksum)'
+  }
+  return undefined
 }
 
 interface ParsedRequest {
