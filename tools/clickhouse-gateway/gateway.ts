@@ -39,14 +39,25 @@
  * JS values and formats them itself (a string is TSV-escaped once more), so each value is first
  * turned into the JS string that chdb formats back into text of the same meaning; see paramValue.
  *
+ * Binary data: chdb's Connection passes inline insert data as a UTF-8 string, which would alter
+ * binary formats (Native, clickhouse-connect's default, RowBinary, Parquet, ...) and text that is
+ * not UTF-8. Such data is written to a private file (0600, in a scratch directory of the
+ * gateway's own, removed after the statement) and the statement becomes `INSERT INTO t [(cols)]
+ * FROM INFILE '<file>' ... FORMAT F`, so the engine parses it with its own reader for F. Bodies
+ * in encodings Node lacks (lz4, clickhouse-connect's default, zstd, xz) are decoded the same way,
+ * by chDB reading the file with that compression; the size limit applies after decompression.
+ * Query results are sent uncompressed whatever Accept-Encoding says, as a server does with
+ * enable_http_compression = 0 (clients read the missing Content-Encoding as plain).
+ *
  * Sessions: `session_id` is accepted (clickhouse-connect sends one by default) but nothing is kept
  * between requests; SET, USE and temporary tables in a session are refused, session_check=1 is
  * SESSION_NOT_FOUND. Not supported, refused with an error that names the way out: ClickHouse's
- * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate
- * and br; binary insert formats and bodies that are not UTF-8 (chdb's Connection passes insert
- * data as text), external tables in multipart requests, progress headers, users (any user name
- * is accepted; it is only reported to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
- * are not quoted in JSON output), except async_insert, off unless a request turns it on.
+ * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate,
+ * br, lz4, zstd and xz; binary data for any other insert shape than `INSERT INTO t [(cols)]
+ * [SETTINGS ...] FORMAT F` (INSERT ... SELECT ... FROM input()), external tables in multipart
+ * requests, progress headers, users (any user name is accepted; it is only reported to the
+ * onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers are
+ * not quoted in JSON output), except async_insert, off unless a request turns it on.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
