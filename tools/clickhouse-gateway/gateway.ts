@@ -396,7 +396,7 @@ async function decodeWithChdb(engine: ChdbSessions, dir: string, raw: Buffer, me
  * frames' structure is walked here first (headers, block sizes, end marks, checksum fields;
  * the data itself is left to chDB).
  */
-export function lz4FramesMalformed(buf: Buffer): string | undefined {
+function lz4FramesMalformed(buf: Buffer): string | undefined {
   let at = 0
   while (at < buf.length) {
     const magic = at + 4 <= buf.length ? buf.readUInt32LE(at) : undefined
