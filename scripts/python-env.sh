@@ -28,7 +28,7 @@ fi
 
 want="$(sha256sum "$req" | cut -d' ' -f1) $("$py" -c 'import sys; print(sys.version.split()[0])')"
 if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.cdp-stamp" 2>/dev/null)" = "$want" ] \
-  && "$venv/bin/python" -c 'import confluent_kafka, fastavro' 2>/dev/null; then
+  && "$venv/bin/python" -c 'import confluent_kafka, fastavro, clickhouse_connect' 2>/dev/null; then
   echo "$venv/bin/python"; exit 0
 fi
 
@@ -52,5 +52,6 @@ rm -rf "$venv"
 "$py" -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$req" >&2
 "$venv/bin/python" -c 'import confluent_kafka, fastavro; print("python-env: confluent-kafka", confluent_kafka.__version__, "with librdkafka", confluent_kafka.libversion()[0])' >&2
+"$venv/bin/python" -c 'import clickhouse_connect; print("python-env: clickhouse-connect", clickhouse_connect.__version__)' >&2
 echo "$want" > "$venv/.cdp-stamp"
 echo "$venv/bin/python"

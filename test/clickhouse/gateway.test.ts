@@ -20,7 +20,7 @@
  */
 import t from 'tap'
 import { spawn } from 'node:child_process'
-import { readFileSync, statSync, existsSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync, existsSync, watch } from 'node:fs'
 import { request as httpRequest } from 'node:http'
 import { join } from 'node:path'
 import { deflateSync, gzipSync } from 'node:zlib'
@@ -293,12 +293,61 @@ void t.test('who gets in: the start-up token, from the gateway\'s own address, n
   t.notOk((await pingClickHouse(service, { timeoutMs: 3000 })).ok, 'the service without CLICKHOUSE_PASSWORD does not pass its ping')
 })
 
+void t.test('bodies chDB decodes or reads from a file: the size limit after decompression, the files private and removed', async (t) => {
+  // the scratch directory goes where os.tmpdir() says when the gateway starts
+  const tmp = tempDir(t)
+  const path = join(tempDir(t), 'chdb')
+  const before = process.env.TMPDIR
+  process.env.TMPDIR = tmp
+  let gw: ClickHouseGateway
+  try {
+    gw = await startClickHouseGateway({ path, port: 0, maxBodyBytes: 64 * 1024 })
+  } finally {
+    if (before === undefined) delete process.env.TMPDIR
+    else process.env.TMPDIR = before
+  }
+  t.teardown(() => gw.close())
+  const scratch = readdirSync(tmp).filter((name) => name.startsWith('cdp-ch-gateway-')).map((name) => join(tmp, name))
+  t.equal(scratch.length, 1, 'one scratch directory')
+  t.equal(statSync(scratch[0]!).mode & 0o777, 0o700, 'readable by its owner only')
+  const files: string[] = []
+  const watcher = watch(scratch[0]!, (_event, name) => { if (name !== null && !files.includes(name)) files.push(name) })
+  t.teardown(() => watcher.close())
+  const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${gw.url}${path}`, { method: 'POST', body, headers: { ...basic(gw.token), ...headers } })
+  t.equal((await post('/', 'CREATE TABLE blobs (b String) ENGINE = MergeTree ORDER BY tuple()')).status, 200)
+  const work = tempDir(t)
+  const encoded = async (method: string, expr: string): Promise<Buffer> => {
+    const file = join(work, `${uniq('bomb')}.${method}`)
+    const made = await post('/', `INSERT INTO FUNCTION file('${file}', 'RawBLOB', 'raw_blob String', '${method}') SELECT ${expr}`)
+    if (made.status !== 200) throw new Error(await made.text())
+    return readFileSync(file)
+  }
+  const insert = `/?query=${encodeURIComponent('INSERT INTO blobs FORMAT RawBLOB')}`
+
+  const fits = await post(insert, await encoded('lz4', `repeat('a', ${60 * 1024})`), { 'content-encoding': 'lz4' })
+  t.equal(fits.status, 200, '60 KiB after decompression, under the 64 KiB limit: inserted (RawBLOB, from a file)')
+  // 1 MiB: decoded, then found too large; 200 MiB: stopped inside chDB by the memory cap
+  for (const [method, what, expr] of [['lz4', '1 MiB', `repeat(repeat('b', 1024), 1024)`], ['zstd', '200 MiB', `repeat(repeat('c', 1000000), 200)`]] as const) {
+    const body = await encoded(method, expr)
+    const over = await post(insert, body, { 'content-encoding': method })
+    t.equal(over.status, 400, `${body.length} bytes of ${method} that decompress to ${what}: refused`)
+    t.match(await over.text(), new RegExp(`request body larger than 65536 bytes after ${method} decompression.*\\(BAD_ARGUMENTS\\)`))
+  }
+  t.same(await (await post('/', 'SELECT length(b) FROM blobs')).text(), `${60 * 1024}\n`, 'only the body within the limit stored')
+  t.ok(files.length >= 3, `the bodies went through files of the scratch directory (${files.length} seen)`)
+  t.same(readdirSync(scratch[0]!), [], 'each removed once its statement ran')
+  await gw.close()
+  t.notOk(existsSync(scratch[0]!), 'the scratch directory removed when the gateway stops')
+})
+
 void t.test('what standard clients send by default: session ids, compression, binary formats, the insert summary', async (t) => {
   const { gw, client, db } = await gateway(t)
   const post = (path: string, body: string | Buffer, headers: Record<string, string> = {}) =>
     fetch(`${gw.url}${path}`, { method: 'POST', body, headers: { ...basic(gw.token), ...headers } })
   const insert = `/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT JSONEachRow`)}`
   const count = async () => Number(await (await post('/', `SELECT count() FROM ${db}.t`)).text())
+  const rows = async <R = Record<string, unknown>>(sql: string): Promise<R[]> => (await client.query({ query: sql, format: 'JSONEachRow' })).json<R>()
 
   // clickhouse-connect sends a session id with every request unless told not to
   const inSession = await post('/?session_id=s1&session_timeout=60', 'SELECT 1')
@@ -315,26 +364,66 @@ void t.test('what standard clients send by default: session ids, compression, bi
   t.teardown(() => sessionClient.close())
   t.same(await (await sessionClient.query({ query: 'SELECT 2 AS two', format: 'JSONEachRow' })).json(), [{ two: 2 }], '@clickhouse/client with a session_id')
 
-  // compression: gzip, deflate and br work; the others are refused naming gzip
+  // compression: gzip, deflate and br decoded by Node; lz4 (clickhouse-connect's default), zstd and
+  // xz by chDB's own readers; ClickHouse's native block compression refused
   const native = await post(`/?compress=1&query=${encodeURIComponent('SELECT 1')}`, '')
   t.equal(native.status, 501, 'compress=1 (ClickHouse\'s LZ4 blocks): refused')
   t.match(await native.text(), /use HTTP compression with gzip instead.*compress='gzip'/)
-  const lz4 = await post(insert, Buffer.from([0x04, 0x22, 0x4d, 0x18]), { 'content-encoding': 'lz4' })
-  t.equal(lz4.status, 501, 'Content-Encoding lz4 (clickhouse-connect\'s default for inserts): refused')
-  t.match(await lz4.text(), /Content-Encoding lz4 is not supported by the gateway; use gzip/)
   t.equal((await post(insert, deflateSync('{"k":"df","n":1}\n'), { 'content-encoding': 'deflate' })).status, 200, 'deflate works')
   t.equal(await count(), 1)
+  const work = tempDir(t)
+  /** `text` compressed by ClickHouse's own writer (an LZ4 frame, a zstd frame, an xz stream) */
+  const encode = async (method: string, text: string): Promise<Buffer> => {
+    const file = join(work, `${uniq('enc')}.${method}`)
+    const made = await post('/', `INSERT INTO FUNCTION file('${file}', 'RawBLOB', 'raw_blob String', '${method}') SELECT '${text.replace(/\n/g, '\\n')}'`)
+    if (made.status !== 200) throw new Error(await made.text())
+    return readFileSync(file)
+  }
+  // clickhouse-connect compresses each block of an insert as an LZ4 frame of its own
+  const frames = Buffer.concat([await encode('lz4', '{"k":"lz1","n":1}\n'), await encode('lz4', '{"k":"lz2","n":2}\n')])
+  t.equal((await post(insert, frames, { 'content-encoding': 'lz4' })).status, 200, 'Content-Encoding lz4, two frames one after the other')
+  t.equal((await post(insert, await encode('zstd', '{"k":"zs","n":3}\n'), { 'content-encoding': 'zstd' })).status, 200, 'zstd')
+  t.equal((await post(insert, await encode('xz', '{"k":"xz","n":4}\n'), { 'content-encoding': 'xz' })).status, 200, 'xz')
+  t.same(await rows(`SELECT k, n FROM ${db}.t WHERE k IN ('lz1', 'lz2', 'zs', 'xz') ORDER BY n`),
+    [{ k: 'lz1', n: 1 }, { k: 'lz2', n: 2 }, { k: 'zs', n: 3 }, { k: 'xz', n: 4 }], 'every row of each body stored')
+  const frame = await encode('lz4', '{"k":"cut","n":5}\n'.repeat(20))
+  const corrupt = await post(insert, frame.subarray(0, Math.floor(frame.length / 2)), { 'content-encoding': 'lz4' })
+  t.equal(corrupt.status, 400, 'an LZ4 frame cut short: refused (ClickHouse\'s reader would keep what it decoded)')
+  t.match(await corrupt.text(), /cannot decompress the lz4 request body: an LZ4 block cut short.*\(BAD_ARGUMENTS\)/)
+  const junk = await post(insert, Buffer.concat([frame, Buffer.from('junk')]), { 'content-encoding': 'lz4' })
+  t.equal(junk.status, 400, 'bytes after the last frame: refused')
+  t.match(await junk.text(), new RegExp(`no LZ4 frame at byte ${frame.length}`))
+  const notLz4 = await post(insert, Buffer.from('{"k":"plain","n":1}\n'), { 'content-encoding': 'lz4' })
+  t.equal(notLz4.status, 400, 'a body that is not LZ4 at all: refused')
+  const bz2 = await post(insert, Buffer.from('BZh9'), { 'content-encoding': 'bz2' })
+  t.equal(bz2.status, 501, 'an encoding neither Node nor chDB decodes: refused')
+  t.match(await bz2.text(), /Content-Encoding bz2 is not supported by the gateway; use gzip .*lz4, zstd or xz/)
+  t.equal(await count(), 5)
 
-  // binary insert formats: refused before anything is written, never inserted as mangled text
-  const rowBinary = Buffer.concat([Buffer.from([2]), Buffer.from('ok'), Buffer.from([7, 0, 0, 0])])
-  const nat = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT RowBinary`)}`, rowBinary)
-  t.equal(nat.status, 501, 'RowBinary: refused')
-  t.match(await nat.text(), /insert format RowBinary is binary.*use a text format/)
-  t.equal((await post('/', Buffer.concat([Buffer.from(`INSERT INTO ${db}.t FORMAT Native\n`), Buffer.from([1, 1, 1, 107, 6, 83, 116, 114, 105, 110, 103, 1, 0xff])]))).status, 501, 'Native in the body: refused')
-  const latin1 = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT TabSeparated`)}`, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x09, 0x31, 0x0a]))
-  t.equal(latin1.status, 501, 'a text body that is not UTF-8: refused rather than altered')
-  t.match(await latin1.text(), /not valid UTF-8/)
-  t.equal(await count(), 1, 'nothing written by the refused inserts')
+  // binary insert formats, and text that is not UTF-8: read by chDB from a file, bytes unaltered
+  const hexOf = async (where: string) => (await rows<{ h: string }>(`SELECT hex(k) AS h FROM ${db}.t WHERE ${where}`)).map((r) => r.h)
+  const rowBinary = Buffer.concat([Buffer.from([2]), Buffer.from('rb'), Buffer.from([7, 0, 0, 0])])
+  const rb = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT RowBinary`)}`, rowBinary)
+  t.equal(rb.status, 200, 'RowBinary with the statement in the URL')
+  t.same(await rows(`SELECT k, n FROM ${db}.t WHERE k = 'rb'`), [{ k: 'rb', n: 7 }])
+  t.equal(JSON.parse(rb.headers.get('x-clickhouse-summary') ?? '{}').written_rows, '1', 'written_rows counted')
+  // Native: one column `k` String, one row, the single byte 0xFF (not UTF-8)
+  const nativeBlock = Buffer.from([1, 1, 1, 107, 6, 83, 116, 114, 105, 110, 103, 1, 0xff])
+  const inBody = await post('/', Buffer.concat([Buffer.from(`INSERT INTO ${db}.t (k) FORMAT Native\n`), nativeBlock]))
+  t.equal(inBody.status, 200, 'Native with the statement in the body (clickhouse-connect without compression)')
+  t.same(await hexOf('n = 0'), ['FF'], 'the byte 0xFF stored as sent')
+  const withSettings = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t SETTINGS insert_deduplicate = 0 FORMAT RowBinary`)}`,
+    Buffer.concat([Buffer.from([3]), Buffer.from('set'), Buffer.from([8, 0, 0, 0])]))
+  t.equal(withSettings.status, 200, 'a binary insert with SETTINGS before FORMAT')
+  const latin1 = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t FORMAT TabSeparated`)}`, Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x09, 0x39, 0x0a]))
+  t.equal(latin1.status, 200, 'a text body that is not UTF-8: inserted, not altered')
+  t.same(await hexOf('n = 9'), ['636166E9'], 'its bytes as sent')
+  const input = await post(`/?query=${encodeURIComponent(`INSERT INTO ${db}.t SELECT k, n FROM input('k String, n UInt32') FORMAT RowBinary`)}`, rowBinary)
+  t.equal(input.status, 501, 'binary data for INSERT ... SELECT FROM input(): refused')
+  t.match(await input.text(), /insert format RowBinary is binary, and the gateway passes binary data only to INSERT INTO table/)
+  t.equal(await count(), 9, 'the refused insert wrote nothing')
+  await post('/', `TRUNCATE TABLE ${db}.t`)
+  t.equal(await count(), 0)
 
   // X-ClickHouse-Summary: an insert reports the rows it wrote
   const three = await client.insert({ table: `${db}.t`, values: [{ k: 'a', n: 1 }, { k: 'b', n: 2 }, { k: 'c', n: 3 }], format: 'JSONEachRow' })
@@ -344,11 +433,11 @@ void t.test('what standard clients send by default: session ids, compression, bi
   t.equal(summary.written_rows, '2', 'the header on the wire: written_rows = 2')
   const select = JSON.parse((await post('/', `SELECT * FROM ${db}.t`)).headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
   t.equal(select.written_rows ?? '0', '0', 'a SELECT wrote nothing')
-  t.equal(select.result_rows ?? select.read_rows, '6', 'and read the six rows')
+  t.equal(select.result_rows ?? select.read_rows, '5', 'and read the five rows')
   const fromSelect = await post('/', `INSERT INTO ${db}.t SELECT toString(number), number FROM numbers(5)`)
   const unknown = JSON.parse(fromSelect.headers.get('x-clickhouse-summary') ?? '{}') as Record<string, string>
   t.equal(unknown.written_rows, undefined, 'INSERT ... SELECT: no written_rows rather than a wrong one (chDB does not count them)')
-  t.equal(await count(), 11)
+  t.equal(await count(), 10)
   const asked = await client.insert({ table: `${db}.t`, values: [{ k: 'x', n: 1 }], format: 'JSONEachRow', clickhouse_settings: { async_insert: 0 } })
   t.equal(asked.summary?.written_rows, '1', 'async_insert = 0 asked for explicitly: the same')
 })

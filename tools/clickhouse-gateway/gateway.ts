@@ -39,22 +39,37 @@
  * JS values and formats them itself (a string is TSV-escaped once more), so each value is first
  * turned into the JS string that chdb formats back into text of the same meaning; see paramValue.
  *
+ * Binary data: chdb's Connection passes inline insert data as a UTF-8 string, which would alter
+ * binary formats (Native, clickhouse-connect's default, RowBinary, Parquet, ...) and text that is
+ * not UTF-8. Such data is written to a private file (0600, in a scratch directory of the
+ * gateway's own, removed after the statement) and the statement becomes `INSERT INTO t [(cols)]
+ * FROM INFILE '<file>' ... FORMAT F`, so the engine parses it with its own reader for F. Bodies
+ * in encodings Node lacks (lz4, clickhouse-connect's default, zstd, xz) are decoded the same way,
+ * by chDB reading the file with that compression; the size limit applies after decompression.
+ * Query results are sent uncompressed whatever Accept-Encoding says, as a server does with
+ * enable_http_compression = 0 (clients read the missing Content-Encoding as plain).
+ *
  * Sessions: `session_id` is accepted (clickhouse-connect sends one by default) but nothing is kept
  * between requests; SET, USE and temporary tables in a session are refused, session_check=1 is
  * SESSION_NOT_FOUND. Not supported, refused with an error that names the way out: ClickHouse's
- * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate
- * and br; binary insert formats and bodies that are not UTF-8 (chdb's Connection passes insert
- * data as text), external tables in multipart requests, progress headers, users (any user name
- * is accepted; it is only reported to the onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers
- * are not quoted in JSON output), except async_insert, off unless a request turns it on.
+ * native compression (compress=1 / decompress=1) and content encodings other than gzip, deflate,
+ * br, lz4, zstd and xz; binary data for any other insert shape than `INSERT INTO t [(cols)]
+ * [SETTINGS ...] FORMAT F` (INSERT ... SELECT ... FROM input()), external tables in multipart
+ * requests, progress headers, users (any user name is accepted; it is only reported to the
+ * onExecuted hook). Setting defaults are chDB's, not a server's (for example 64-bit integers are
+ * not quoted in JSON output), except async_insert, off unless a request turns it on.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { randomUUID } from 'node:crypto'
 import { isUtf8 } from 'node:buffer'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import { ChdbSessions, type ChdbExecParams, type ChdbExecResult } from '../../src/clickhouse/chdb-connection.js'
-import { tokenize } from './tokenize.js'
+import { tokenize, type Token } from './tokenize.js'
 import { checkOrigin, checkToken, newGatewayToken, type AccessRefusal } from './access.js'
 
 export interface ClickHouseGatewayOptions {
@@ -126,8 +141,21 @@ const SETTING_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 /** how the two clients the project meets are told to compress with gzip */
 const GZIP_HINT = 'Content-Encoding: gzip; clickhouse-connect: get_client(..., compress=\'gzip\'); @clickhouse/client: compression: { request: true }'
 
-/** insert formats whose data is not text: chdb's Connection passes insert data as a UTF-8 string */
+/**
+ * Insert formats whose data is not text. chdb's Connection passes insert data inline, as a UTF-8
+ * string, which would alter their bytes; their data goes to chDB as a file instead (see handle).
+ */
 const BINARY_FORMATS = /^(?:Native|RowBinary[A-Za-z]*|Parquet|Arrow|ArrowStream|ORC|Avro|AvroConfluent|Protobuf[A-Za-z]*|CapnProto|MsgPack|BSONEachRow|Npy|RawBLOB)$/i
+
+/**
+ * Content encodings Node cannot decode and ClickHouse's own readers can (measured on chDB 26.7:
+ * lz4 frames, zstd, xz; its bz2 reader is not built in). clickhouse-connect sends lz4 by default.
+ * The body is decoded by chDB reading it from a private file (decodeWithChdb).
+ */
+const CHDB_ENCODINGS = new Set(['lz4', 'zstd', 'xz'])
+
+/** a scratch path is spliced into SQL as a string literal, and FROM INFILE reads `*?{}` as globs */
+const SAFE_PATH = /^[A-Za-z0-9_./-]+$/
 
 /** A failure the gateway itself detects, answered like the server's exception of that type. */
 class GatewayError extends Error {
@@ -148,7 +176,20 @@ const err = {
 export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Promise<ClickHouseGateway> {
   const token = opts.token ?? newGatewayToken()
   if (token.length < 16) throw new Error('the ClickHouse gateway token must have at least 16 characters')
-  const engine = new ChdbSessions(opts.path)
+  // binary insert data and bodies chDB decodes are handed to chDB as files (0600) in a directory
+  // of this gateway's own (0700), each removed once its statement has run
+  const scratch = mkdtempSync(join(tmpdir(), 'cdp-ch-gateway-'))
+  if (!SAFE_PATH.test(scratch)) {
+    rmSync(scratch, { recursive: true, force: true })
+    throw new Error(`the ClickHouse gateway's scratch directory ${scratch} has characters ClickHouse would read as SQL or a glob; set TMPDIR to a plain path`)
+  }
+  let engine: ChdbSessions
+  try {
+    engine = new ChdbSessions(opts.path)
+  } catch (e) {
+    rmSync(scratch, { recursive: true, force: true })
+    throw e
+  }
   const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY
   const inflight = new Set<Promise<void>>()
   let closing = false
@@ -193,7 +234,7 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     // checked before the body is read: an unauthenticated request costs no more than its headers
     const unauthenticated = checkToken(req.headers, url, token)
     if (unauthenticated !== undefined) throw err.refused(unauthenticated)
-    const request = await parseRequest(req, url, maxBody)
+    const request = await parseRequest(req, url, maxBody, (raw, method) => decodeWithChdb(engine, scratch, raw, method, maxBody))
     if (request === undefined) {
       // GET / without a query: the server's liveness answer
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=UTF-8' })
@@ -202,17 +243,25 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
     }
     const abort = new AbortController()
     res.on('close', () => { if (!res.writableEnded) abort.abort() })
-    const result = await execute(engine, {
-      query: request.sql,
+    const params = {
       query_id: queryId,
       query_params: request.params,
       // default_format becomes chdb's output format option, not a SET. async_insert is off unless
       // the request turns it on, as on a server (chDB's default is on): a client that did not ask
       // for an asynchronous insert expects it written when answered, and counted in the summary
       clickhouse_settings: { async_insert: '0', ...request.settings, default_format: request.defaultFormat } as Record<string, string> as ChdbExecParams['clickhouse_settings'],
-      abort_signal: abort.signal,
-      ...(request.data === undefined ? {} : { values: Readable.from([request.data]) }),
-    }, request.database)
+    }
+    const { data, fromFile } = request
+    const result = data !== undefined && fromFile !== undefined
+      // the data as a file that chDB reads with its own parser for the format, bytes untouched.
+      // No abort signal: chDB would settle early and keep reading a file removed under it
+      ? await withScratchFile(scratch, data, (path) => execute(engine, { ...params, query: fromFile(path) }, request.database))
+      : await execute(engine, {
+        ...params,
+        query: request.sql,
+        abort_signal: abort.signal,
+        ...(data === undefined ? {} : { values: Readable.from([data]) }),
+      }, request.database)
     await opts.onExecuted?.({ queryId, user: userOf(req, url), kind: request.kind, sql: request.sql, settings: request.settings })
     const chunks: Buffer[] = []
     for await (const chunk of result.stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
@@ -241,7 +290,11 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(opts.port ?? 8123, HOST, () => { server.off('error', reject); resolve() })
-  }).catch(async (e: unknown) => { await engine.close(); throw e })
+  }).catch(async (e: unknown) => {
+    await engine.close()
+    rmSync(scratch, { recursive: true, force: true })
+    throw e
+  })
   port = (server.address() as { port: number }).port
 
   let closed: Promise<void> | undefined
@@ -257,6 +310,7 @@ export async function startClickHouseGateway(opts: ClickHouseGatewayOptions): Pr
       server.closeAllConnections()
       await stopped
       await engine.close()
+      rmSync(scratch, { recursive: true, force: true })
     })()),
   }
 }
@@ -285,11 +339,104 @@ function quoteIdentifier(name: string): string {
   return `\`${name.replace(/\\/g, '\\\\').replace(/`/g, '\\`')}\``
 }
 
+function quoteString(text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, '\\\'')}'`
+}
+
+/**
+ * Writes `data` to a new file of its own in the gateway's scratch directory (mode 0600, never an
+ * existing file), runs `op` with its path and removes it once `op` settled. The name is the
+ * gateway's choice, never the client's.
+ */
+async function withScratchFile<T>(dir: string, data: Buffer, op: (path: string) => Promise<T>): Promise<T> {
+  const path = join(dir, `${randomUUID()}.bin`)
+  await writeFile(path, data, { mode: 0o600, flag: 'wx' })
+  try {
+    return await op(path)
+  } finally {
+    await rm(path, { force: true })
+  }
+}
+
+/**
+ * A body in an encoding Node cannot decode (lz4, zstd, xz), decoded by ClickHouse's own reader:
+ * chDB reads the file back as one RawBLOB value. The limit applies to the decoded size, as for
+ * gzip; the memory cap stops a decompression bomb inside chDB before it is materialized (reading
+ * one value grows its buffer by doubling, hence the margin), the length check makes the limit exact.
+ */
+async function decodeWithChdb(engine: ChdbSessions, dir: string, raw: Buffer, method: string, maxBody: number): Promise<Buffer> {
+  const cap = 4 * maxBody + 64 * 1024 * 1024
+  const tooLarge = (): GatewayError => err.badArguments(`request body larger than ${maxBody} bytes after ${method} decompression`)
+  const malformed = method === 'lz4' ? lz4FramesMalformed(raw) : undefined
+  if (malformed !== undefined) throw err.badArguments(`cannot decompress the lz4 request body: ${malformed}`)
+  let decoded: Buffer
+  try {
+    decoded = await withScratchFile(dir, raw, async (path) => {
+      const result = await execute(engine, {
+        query: `SELECT raw_blob FROM file(${quoteString(path)}, 'RawBLOB', 'raw_blob String', ${quoteString(method)}) SETTINGS max_memory_usage = ${cap}`,
+        clickhouse_settings: { default_format: 'RawBLOB' } as Record<string, string> as ChdbExecParams['clickhouse_settings'],
+      }, undefined)
+      const chunks: Buffer[] = []
+      for await (const chunk of result.stream as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk))
+      return Buffer.concat(chunks)
+    })
+  } catch (e) {
+    if (e instanceof GatewayError) throw e
+    if (describe(e).type === 'MEMORY_LIMIT_EXCEEDED') throw tooLarge()
+    throw err.badArguments(`cannot decompress the ${method} request body: ${describe(e).text.replace(/^Code: [0-9]+\. DB::Exception: /, '')}`)
+  }
+  if (decoded.length > maxBody) throw tooLarge()
+  return decoded
+}
+
+/**
+ * Why `buf` is not a sequence of complete LZ4 frames, or undefined when it is. ClickHouse's lz4
+ * reader ends without an error where a frame is cut short or followed by junk, keeping what it
+ * decoded (measured on chDB 26.7): a malformed body would become a partial insert. So the
+ * frames' structure is walked here first (headers, block sizes, end marks, checksum fields;
+ * the data itself is left to chDB).
+ */
+function lz4FramesMalformed(buf: Buffer): string | undefined {
+  let at = 0
+  while (at < buf.length) {
+    const magic = at + 4 <= buf.length ? buf.readUInt32LE(at) : undefined
+    if (magic !== undefined && (magic & 0xfffffff0) === 0x184d2a50) {
+      // a skippable frame: its size, then that many bytes
+      if (at + 8 > buf.length) return 'a skippable frame cut short'
+      at += 8 + buf.readUInt32LE(at + 4)
+      if (at > buf.length) return 'a skippable frame cut short'
+      continue
+    }
+    if (magic !== 0x184d2204) return `no LZ4 frame at byte ${at}`
+    if (at + 7 > buf.length) return `an LZ4 frame header cut short at byte ${at}`
+    const flags = buf[at + 4]!
+    if (flags >> 6 !== 1) return `an LZ4 frame of unknown version at byte ${at}`
+    at += 6 + (flags & 0x08 ? 8 : 0) + (flags & 0x01 ? 4 : 0) + 1 // FLG, BD, content size, dictionary id, HC
+    const blockChecksum = flags & 0x10 ? 4 : 0
+    for (;;) {
+      if (at + 4 > buf.length) return 'an LZ4 frame cut short (no end mark)'
+      const size = buf.readUInt32LE(at) & 0x7fffffff
+      at += 4
+      if (size === 0) break
+      at += size + blockChecksum
+      if (at > buf.length) return 'an LZ4 block cut short'
+    }
+    at += flags & 0x04 ? 4 : 0 // content checksum
+    if (at > buf.length) return 'an LZ4 frame cut short (content checksum)'
+  }
+  return undefined
+}
+
 interface ParsedRequest {
   /** the statement, without insert data */
   sql: string
   /** insert data that follows the statement */
   data: Buffer | undefined
+  /**
+   * for data that cannot go to chDB inline (a binary format, bytes that are not UTF-8): the
+   * statement that reads it from a file at `path` instead (`INSERT ... FROM INFILE path ...`)
+   */
+  fromFile: ((path: string) => string) | undefined
   kind: string
   /** the statement's own FORMAT clause, if any */
   format: string | undefined
@@ -299,7 +446,10 @@ interface ParsedRequest {
   settings: Record<string, string>
 }
 
-async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Promise<ParsedRequest | undefined> {
+/** decodes a body in one of CHDB_ENCODINGS */
+type Decode = (raw: Buffer, method: string) => Promise<Buffer>
+
+async function parseRequest(req: IncomingMessage, url: URL, maxBody: number, decode: Decode): Promise<ParsedRequest | undefined> {
   const search = url.searchParams
   for (const name of ['compress', 'decompress']) {
     if (search.get(name) === '1') {
@@ -333,7 +483,7 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
   }
 
   let urlQuery = search.get('query') ?? undefined
-  let body = req.method === 'POST' ? await readBody(req, maxBody) : Buffer.alloc(0)
+  let body = req.method === 'POST' ? await readBody(req, maxBody, decode) : Buffer.alloc(0)
   const contentTypeHeader = req.headers['content-type'] ?? ''
   if (/^multipart\/form-data/i.test(contentTypeHeader)) {
     const parts = parseMultipart(body, contentTypeHeader)
@@ -345,21 +495,26 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
     body = Buffer.alloc(0)
   }
 
+  // the statement, and what follows it in the body: an INSERT's data, as bytes
   let sql: string
-  let data: Buffer | undefined
+  let rest: Buffer
   if (urlQuery !== undefined && urlQuery.trim() !== '') {
     sql = urlQuery
-    // the body continues the statement: an INSERT's data. None is no data, not an empty insert:
-    // chdb would answer that without running the statement at all
-    if (body.toString('utf8').trim() !== '') data = body
+    rest = body
   } else if (body.length > 0) {
-    const text = body.toString('utf8')
-    // INSERT ... FORMAT F <data>: only the statement is SQL
-    const m = /^\s*INSERT\b[\s\S]*?\bFORMAT\s+[A-Za-z0-9_]+/i.exec(text)
-    if (m !== null && text.slice(m[0].length).trim() !== '') {
-      sql = m[0]
-      data = Buffer.from(text.slice(m[0].length).replace(/^[ \t]*\r?\n?/, ''), 'utf8')
-    } else sql = text
+    // INSERT ... FORMAT F <data>: only the statement is SQL, and the data may be binary. Matched on
+    // the bytes (latin1 maps each byte to one character), so offsets are byte offsets
+    const m = /^\s*INSERT\b[\s\S]*?\bFORMAT\s+[A-Za-z0-9_]+/i.exec(body.toString('latin1'))
+    if (m !== null) {
+      sql = body.subarray(0, m[0].length).toString('utf8')
+      // the data starts after the rest of the FORMAT line, as on a server
+      const after = /^[ \t]*\r?\n?/.exec(body.subarray(m[0].length, m[0].length + 64).toString('latin1'))![0].length
+      rest = body.subarray(m[0].length + after)
+    } else {
+      sql = body.toString('utf8')
+      rest = Buffer.alloc(0)
+    }
+    if (!isUtf8(body.subarray(0, m?.[0].length ?? body.length))) throw err.syntax('the query is not valid UTF-8')
   } else if (req.method === 'GET') {
     return undefined
   } else {
@@ -371,21 +526,26 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
     throw err.notImplemented(`${shape.kind} in session ${sessionId}: the gateway runs every request on its own and keeps nothing ` +
       'between requests; pass settings with each query (URL parameters) and name the database in the statement or the database parameter')
   }
-  if (shape.kind === 'INSERT' && shape.format !== undefined && BINARY_FORMATS.test(shape.format)) {
-    throw err.notImplemented(`insert format ${shape.format} is binary, and the gateway hands insert data to chDB as text; ` +
-      'use a text format (JSONEachRow, CSV, TabSeparated, Values)')
-  }
-  // decoding would replace invalid bytes with U+FFFD and insert something else than was sent
-  if (!isUtf8(body)) {
-    throw err.notImplemented('the request body is not valid UTF-8, and the gateway hands insert data to chDB as text; ' +
-      'send text formats in UTF-8')
+  const binary = shape.kind === 'INSERT' && shape.format !== undefined && BINARY_FORMATS.test(shape.format)
+  // No data is no data, not an empty insert: chdb would answer that without running the statement
+  const data = rest.length > 0 && (binary || /\S/.test(rest.toString('latin1'))) ? rest : undefined
+  let fromFile: ParsedRequest['fromFile']
+  // chdb's Connection passes inline data as a UTF-8 string: binary data, and text that is not
+  // UTF-8, would reach the engine altered. Such data is read by the engine from a file instead
+  if (data !== undefined && (binary || !isUtf8(data))) {
+    fromFile = shape.kind === 'INSERT' && shape.format !== undefined ? fromInfile(sql, shape.tokens) : undefined
+    if (fromFile === undefined) {
+      throw err.notImplemented(binary
+        ? `insert format ${shape.format ?? ''} is binary, and the gateway passes binary data only to INSERT INTO table [(columns)] [SETTINGS ...] FORMAT F`
+        : 'the insert data is not valid UTF-8, and the gateway passes such data only to INSERT INTO table [(columns)] [SETTINGS ...] FORMAT F')
+    }
   }
   const types = placeholderTypes(sql)
   const params: Record<string, unknown> = {}
   for (const [name, raw] of rawParams) params[name] = paramValue(raw, types.get(name))
   const database = search.get('database') ?? undefined
   return {
-    sql, data, kind: shape.kind, format: shape.format,
+    sql, data, fromFile, kind: shape.kind, format: shape.format,
     defaultFormat: search.get('default_format') || 'TabSeparated',
     database: database === undefined || database === '' || database === 'default' ? undefined : database,
     params, settings,
@@ -393,7 +553,7 @@ async function parseRequest(req: IncomingMessage, url: URL, maxBody: number): Pr
 }
 
 /** The statement's first keyword and its FORMAT clause; refuses several statements, as a server does. */
-function statementShape(sql: string): { kind: string; format: string | undefined } {
+function statementShape(sql: string): { kind: string; format: string | undefined; tokens: Token[] } {
   const t = tokenize(sql)
   if (!t.ok) throw err.syntax(`cannot parse the query: ${t.reason}`)
   const tokens = t.tokens
@@ -405,7 +565,38 @@ function statementShape(sql: string): { kind: string; format: string | undefined
   const a = tokens[tokens.length - 2]
   const b = tokens[tokens.length - 1]
   const format = a?.kind === 'word' && a.text.toUpperCase() === 'FORMAT' && (b?.kind === 'word' || b?.kind === 'quoted') ? b.text : undefined
-  return { kind, format }
+  return { kind, format, tokens }
+}
+
+/**
+ * For `INSERT INTO [TABLE|FUNCTION] target [(columns)] [SETTINGS ...] FORMAT F` (tokens without a
+ * trailing `;`): the same statement reading its data from a file, with `FROM INFILE 'path'` where
+ * ClickHouse's grammar wants it (after the columns, before SETTINGS and FORMAT). The engine then
+ * parses the data with the statement's own format, columns and settings, exactly as inline data.
+ * Undefined for any other shape (INSERT ... SELECT ... FROM input(...) FORMAT F, a statement that
+ * already names a file), which keeps inline data only.
+ */
+function fromInfile(sql: string, tokens: Token[]): ((path: string) => string) | undefined {
+  const word = (tk: Token | undefined, w: string): boolean => tk?.kind === 'word' && tk.text.toUpperCase() === w
+  const format = tokens.length - 2
+  if (!word(tokens[0], 'INSERT') || !word(tokens[1], 'INTO') || !word(tokens[format], 'FORMAT')) return undefined
+  let at = format
+  let depth = 0
+  for (let i = 2; i < format; i++) {
+    const tk = tokens[i]!
+    if (tk.kind === 'punct' && tk.text === '(') depth++
+    else if (tk.kind === 'punct' && tk.text === ')') depth--
+    else if (depth === 0 && tk.kind === 'word') {
+      const w = tk.text.toUpperCase()
+      if (w === 'SELECT' || w === 'WITH' || w === 'VALUES' || w === 'INFILE') return undefined
+      // SETTINGS name = ...: a table called `settings` is followed by neither
+      if (w === 'SETTINGS' && tokens[i + 1]?.kind === 'word' && tokens[i + 2]?.kind === 'punct' && tokens[i + 2]?.text === '=') {
+        at = Math.min(at, i)
+      }
+    }
+  }
+  const start = tokens[at]!.start
+  return (path) => `${sql.slice(0, start)} FROM INFILE ${quoteString(path)} COMPRESSION 'none' ${sql.slice(start)}`
 }
 
 /** declared type of each `{name:Type}` placeholder */
@@ -495,7 +686,7 @@ function unescape(s: string, from: number, to: number): string {
   return out
 }
 
-async function readBody(req: IncomingMessage, maxBody: number): Promise<Buffer> {
+async function readBody(req: IncomingMessage, maxBody: number, decode: Decode): Promise<Buffer> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -511,7 +702,8 @@ async function readBody(req: IncomingMessage, maxBody: number): Promise<Buffer> 
     if (encoding === 'gzip' || encoding === 'x-gzip') out = gunzipSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'deflate') out = inflateSync(raw, { maxOutputLength: maxBody })
     else if (encoding === 'br') out = brotliDecompressSync(raw, { maxOutputLength: maxBody })
-    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway; use gzip (${GZIP_HINT}), or deflate or br`)
+    else if (CHDB_ENCODINGS.has(encoding)) out = await decode(raw, encoding)
+    else throw err.notImplemented(`Content-Encoding ${encoding} is not supported by the gateway; use gzip (${GZIP_HINT}), or deflate, br, lz4, zstd or xz`)
   } catch (e) {
     if (e instanceof GatewayError) throw e
     throw err.badArguments(`cannot decompress the ${encoding} request body: ${(e as Error).message}`)

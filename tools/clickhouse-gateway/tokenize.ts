@@ -1,9 +1,10 @@
 /**
  * A small tokenizer of ClickHouse SQL for the development gateway: it tells one statement from
- * several and finds the statement's first keyword. It knows ClickHouse's comments (`--`, `#`,
- * nested block comments), string literals, quoted identifiers and heredocs, so a `;` inside them
- * is not a statement boundary. A development aid only: the service's analyst guard relies on
- * ClickHouse's own parser (src/clickhouse/guard.ts), never on this.
+ * several, finds the statement's first keyword and where an INSERT's data clause starts. It
+ * knows ClickHouse's comments (`--`, `#`, nested block comments), string literals, quoted
+ * identifiers and heredocs, so a `;` inside them is not a statement boundary. A development aid
+ * only: the service's analyst guard relies on ClickHouse's own parser (src/clickhouse/guard.ts),
+ * never on this.
  */
 const WORD = /[A-Za-z_][A-Za-z0-9_$]*/y
 const NUMBER = /[0-9][A-Za-z0-9_.]*/y
@@ -13,6 +14,8 @@ export interface Token {
   kind: 'word' | 'quoted' | 'string' | 'number' | 'punct'
   /** a word or quoted identifier without quotes; a punctuation character */
   text: string
+  /** where the token starts in the statement (UTF-16 index), so that a statement can be rewritten around it */
+  start: number
 }
 
 export type TokenizeResult = { ok: true; tokens: Token[] } | { ok: false; reason: string }
@@ -58,7 +61,7 @@ export function tokenize(sql: string): TokenizeResult {
     if (c === '\'' || c === '"' || c === '`') {
       const q = quoted(c)
       if (q === undefined) return { ok: false, reason: `unterminated ${c === '\'' ? 'string' : 'quoted identifier'}` }
-      tokens.push({ kind: c === '\'' ? 'string' : 'quoted', text: q.text })
+      tokens.push({ kind: c === '\'' ? 'string' : 'quoted', text: q.text, start: i })
       i = q.end
       continue
     }
@@ -68,18 +71,18 @@ export function tokenize(sql: string): TokenizeResult {
       if (m !== null) {
         const end = sql.indexOf(m[0], i + m[0].length)
         if (end < 0) return { ok: false, reason: 'unterminated heredoc' }
-        tokens.push({ kind: 'string', text: sql.slice(i + m[0].length, end) })
+        tokens.push({ kind: 'string', text: sql.slice(i + m[0].length, end), start: i })
         i = end + m[0].length
         continue
       }
     }
     WORD.lastIndex = i
     const word = WORD.exec(sql)
-    if (word !== null) { tokens.push({ kind: 'word', text: word[0] }); i += word[0].length; continue }
+    if (word !== null) { tokens.push({ kind: 'word', text: word[0], start: i }); i += word[0].length; continue }
     NUMBER.lastIndex = i
     const num = NUMBER.exec(sql)
-    if (num !== null) { tokens.push({ kind: 'number', text: num[0] }); i += num[0].length; continue }
-    tokens.push({ kind: 'punct', text: c })
+    if (num !== null) { tokens.push({ kind: 'number', text: num[0], start: i }); i += num[0].length; continue }
+    tokens.push({ kind: 'punct', text: c, start: i })
     i++
   }
   return { ok: true, tokens }
