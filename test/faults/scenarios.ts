@@ -7,11 +7,12 @@
  */
 import kafkajs from 'kafkajs'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Ledger, LedgerOptions, LoadOptions } from './ledger.js'
 import { startHttpProxy, startProxy } from './proxy.js'
-import { allocPort, type Rig } from './rig.js'
-import { brokers, registryUrl, httpOk, signalService, sleep, stackCmd, stopProc, waitGone, waitUntil, type Proc } from './stack.js'
+import { allocPort, type Rig, type ServeOptions } from './rig.js'
+import { brokers, registryUrl, httpOk, signalService, sleep, STACK, stackCmd, stopProc, waitGone, waitUntil, type Proc } from './stack.js'
 
 export interface Scenario {
   name: string
@@ -115,6 +116,10 @@ async function acceptedOnce(rig: Rig, ledger: Ledger): Promise<void> {
   rig.note(`facts answered accepted by both APIs: ${bothAccepted}; records on the topic: ${await topicRecords(rig)} for ${ledger.facts.size} facts`)
   if (bothAccepted > 0) rig.fail(`${bothAccepted} facts were answered accepted twice`)
 }
+
+/** compaction: how hard the topic is made to compact; partitions of every scenario's topic (rig.ts) */
+const COMPACT = { segmentMs: 1000, dirtyRatio: 0.01 }
+const PARTITIONS = 4
 
 export const SCENARIOS: Scenario[] = [
   scenario({
@@ -405,7 +410,220 @@ export const SCENARIOS: Scenario[] = [
       rig.note(`after the tmpfs grew: ${again} unresolved facts sent again; ${ledger.acceptedSoFar()} accepted now`)
     },
   }),
+  scenario({
+    name: 'compaction',
+    what: `scale-out (API, consumer, Redis) on a topic that compacts as soon as Kafka can (set on the suite's topic with the admin client: segment.ms ${COMPACT.segmentMs}, min.cleanable.dirty.ratio ${COMPACT.dirtyRatio}, min.compaction.lag.ms 0; the service configured to accept lag 0); the consumer is stopped 3 s into the load; 4 s and 8 s later a direct producer sends every fact accepted so far once more (same tuple, payload and event id: a producer retrying as docs/DIRECT-PRODUCERS.md asks), so the first records of facts the consumer has not read are compacted away under it; when the load is over and the log cleaner has run past the repeats on every partition, the consumer starts again and catches up over the compacted log`,
+    async setup(rig) {
+      const s = await scaleOut(rig, 1, { kafka: { minCompactionLagMs: 0 } })
+      rig.note(`topic configs: ${await compactHard(rig.topic)}`)
+      return s
+    },
+    faultAt: 3000,
+    async fault({ rig, s, ledger, loadDone }) {
+      await stopProc(s.consumer)
+      rig.note(`consumer stopped (SIGTERM) with ${ledger.acceptedSoFar()} facts accepted`)
+      const { createDirectProducer } = await import('../../src/producer/index.js')
+      const p = await createDirectProducer({ brokers: [brokers()], topic: rig.topic, registryUrl: registryUrl() })
+      let repeats = 0
+      const facts = new Set<string>()
+      try {
+        // two rounds, each of every fact accepted so far; the load goes on after them, and its
+        // appends roll the segments holding the repeats (only closed segments are cleaned)
+        for (let round = 0; round < 2; round++) {
+          await sleep(4000)
+          const accepted = [...ledger.facts.values()].filter((f) => f.state === 'accepted')
+          for (let i = 0; i < accepted.length; i += 100) {
+            await Promise.all(accepted.slice(i, i + 100).map(async (f) => {
+              await p.send({ tenant: rig.tenant, ...f.payload } as unknown as Parameters<typeof p.send>[0], { eventId: [...f.eventIds][0] as string })
+              facts.add(f.id)
+              repeats++
+            }))
+          }
+        }
+      } finally { await p.close() }
+      const repeated = await partitionHighs(rig.topic)
+      if (loadDone()) rig.fail('the load was over before the repeats: nothing rolled their segments')
+      await waitUntil('the load', loadDone, 300_000, 200)
+      const high = await topicRecords(rig)
+      rig.note(`direct producer: ${repeats} repeats of ${facts.size} accepted facts sent in two rounds while the load ran; ${high} records on the topic (sum of high watermarks)`)
+      // the proof that compaction ran over the repeats: the cleaner's checkpoint of every
+      // partition reached the offset after the last repeat, and fewer records are readable than written
+      const t0 = Date.now()
+      const past = () => { const cp = cleanerCheckpoints(rig.topic); return [...repeated].filter(([p, h]) => (cp.get(p) ?? 0) >= h).length }
+      const cleaned = await waitUntil('the log cleaner over the repeats on every partition', () => past() >= repeated.size, 180_000, 1000).then(() => true, () => false)
+      const readable = await readAll(rig.topic)
+      const cp = cleanerCheckpoints(rig.topic)
+      rig.note(`log cleaner: ${past()}/${repeated.size} partitions cleaned past the last repeat ${secs(Date.now() - t0)} after the load (partition:end of the repeats -> cleaned up to: ${[...repeated].sort().map(([k, v]) => `${k}:${v}->${cp.get(k) ?? '-'}`).join(', ')}); ${readable} of ${high} records still readable, ${high - readable} compacted away`)
+      if (!cleaned || readable >= high) rig.fail(`compaction did not run over the repeats (partitions cleaned past them ${past()}/${repeated.size}, readable ${readable} of ${high})`)
+      const t1 = Date.now()
+      await rig.serve('consumer-b', { role: 'consumer', redis: true, config: { kafka: { minCompactionLagMs: 0 } } })
+      rig.note(`consumer running again ${secs(Date.now() - t1)} after its start`)
+    },
+  }),
+  stateLost({
+    name: 'state-lost',
+    what: 'the service (role all, LMDB) takes 1500 facts, is stopped and loses its LMDB directory (claims, dedup records, identity graph, API keys); a new key is made, `cdp state rebuild` restores the store from the topic, the service starts again, and the client sends every accepted fact again (retries) while 500 new ones arrive: each old fact must be answered duplicate with its original event id, nothing stored twice, nothing lost',
+    setup: (rig) => single(rig),
+    store: { dataDir: 'svc' },
+    async lose(rig, s) {
+      await stopProc(s.svc)
+      const stateDir = join(rig.dataPath('svc'), 'state')
+      if (!existsSync(stateDir)) rig.fail(`no LMDB directory at ${stateDir}`)
+      rmSync(stateDir, { recursive: true, force: true })
+      return `${stateDir.slice(rig.dir.length + 1)} deleted`
+    },
+    async restart(rig, s) { await rig.serve('svc-2', { dataDir: 'svc' }, s.port) },
+  }),
+  stateLost({
+    name: 'state-lost-redis',
+    what: 'as state-lost in scale-out (an API and a consumer process sharing Redis): both are stopped and every key under the scenario\'s Redis prefix is deleted (claims, dedup records, identity graph, API keys), then the same rebuild, restart and retries',
+    setup: (rig) => scaleOut(rig, 1),
+    store: { redis: true },
+    async lose(rig, s) {
+      await Promise.all([s.consumer, ...s.procs].map((p) => stopProc(p)))
+      const n = flushPrefix(rig.prefix)
+      if (n === 0) rig.fail(`no Redis keys under ${rig.prefix}:`)
+      return `${n} Redis keys under ${rig.prefix}: deleted`
+    },
+    async restart(rig, s) {
+      await rig.serve('consumer-b', { role: 'consumer', redis: true })
+      await rig.serve('api-0b', { role: 'api', redis: true }, s.ports[0])
+    },
+  }),
 ]
+
+/** state-lost: how one deployment shape loses its state store and comes back */
+interface StoreLoss<S extends Setup> {
+  name: string
+  what: string
+  setup(rig: Rig): Promise<S>
+  /** the store `keys create` and `cdp state rebuild` write into: the one the service reads */
+  store: ServeOptions
+  /** stops the service's processes and loses the store; says what went */
+  lose(rig: Rig, s: S): Promise<string>
+  /** starts the service again on the rebuilt store */
+  restart(rig: Rig, s: S): Promise<void>
+}
+
+function stateLost<S extends Setup>(l: StoreLoss<S>): Scenario {
+  return scenario({
+    name: l.name,
+    what: l.what,
+    setup: l.setup,
+    load: { total: 1500 },
+    async after({ rig, s, ledger }) {
+      const t0 = Date.now()
+      const lost = await l.lose(rig, s)
+      rig.note(`service stopped and ${lost} in ${secs(Date.now() - t0)}`)
+      // the keys lived in the lost store too: an operator makes a new one
+      ledger.useKey(rig.createKey(l.store))
+      const r = await rig.cdp('state-rebuild', ['state', 'rebuild'], l.store)
+      const lines = r.output.split('\n').filter((x) => x.startsWith('state rebuild:'))
+      for (const x of lines.length > 6 ? [...lines.slice(0, 3), `… ${lines.length - 6} more progress lines`, ...lines.slice(-3)] : lines) rig.note(x)
+      if (r.code !== 0) rig.fail(`cdp state rebuild exited ${r.code}: ${r.output.slice(-1500)}`)
+      await l.restart(rig, s)
+      const old = [...ledger.facts.values()].filter((f) => f.state === 'accepted')
+      const original = new Map(old.map((f) => [f.id, { eventId: [...f.eventIds][0], answers: f.answers.length }]))
+      await Promise.all([
+        ledger.resend(old, { rate: 150, batchSize: 50, singleShare: 0.3, concurrency: 6 }),
+        ledger.run({ ...LOAD, total: 500 }),
+      ])
+      let dupSameId = 0; let acceptedAgain = 0; let otherId = 0; let notFinal = 0
+      for (const f of old) {
+        const o = original.get(f.id)!
+        const last = f.answers.slice(o.answers).findLast((a) => a.result !== undefined)
+        if (last === undefined) notFinal++
+        else if (last.eventId !== o.eventId) otherId++
+        else if (last.result === 'accepted') acceptedAgain++
+        else dupSameId++
+      }
+      rig.note(`old facts sent again: ${old.length}; answered duplicate with the original event id ${dupSameId}, accepted again ${acceptedAgain}, another event id ${otherId}, no final answer ${notFinal}`)
+      if (dupSameId !== old.length) rig.fail(`${old.length - dupSameId} of ${old.length} retries of old facts not answered duplicate with their original event id`)
+    },
+  })
+}
+
+/** deletes every key under `<prefix>:` in the suite's own Redis; returns how many */
+function flushPrefix(prefix: string): number {
+  const cli = (...a: string[]) => execFileSync('redis-cli', ['-h', '127.0.0.1', '-p', String(STACK.redisPort), ...a], { encoding: 'utf8', maxBuffer: 64 * 2 ** 20 })
+  const keys = cli('--scan', '--pattern', `${prefix}:*`).split('\n').filter((k) => k !== '')
+  for (let i = 0; i < keys.length; i += 500) cli('DEL', ...keys.slice(i, i + 500))
+  return keys.length
+}
+
+function kafkaAdmin() {
+  return new kafkajs.Kafka({ clientId: 'faults-admin', brokers: [brokers()], logLevel: kafkajs.logLevel.NOTHING }).admin()
+}
+
+/**
+ * Makes the topic compact as soon as Kafka can. kafkajs has only the non-incremental AlterConfigs,
+ * which replaces the topic's whole set: what the service set (cleanup.policy, min.insync.replicas)
+ * is written again with it. Returns the configs as the broker then describes them.
+ */
+async function compactHard(topic: string): Promise<string> {
+  const admin = kafkaAdmin()
+  await admin.connect()
+  try {
+    const want: Record<string, string> = {
+      'cleanup.policy': 'compact', 'min.insync.replicas': '1', 'min.compaction.lag.ms': '0',
+      'segment.ms': String(COMPACT.segmentMs), 'min.cleanable.dirty.ratio': String(COMPACT.dirtyRatio),
+    }
+    await admin.alterConfigs({ validateOnly: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configEntries: Object.entries(want).map(([name, value]) => ({ name, value })) }] })
+    const d = await admin.describeConfigs({ includeSynonyms: false, resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: Object.keys(want) }] })
+    const got = Object.fromEntries((d.resources[0]?.configEntries ?? []).map((e) => [e.configName, e.configValue]))
+    const wrong = Object.entries(want).filter(([k, v]) => got[k] !== v)
+    if (wrong.length > 0) throw new Error(`topic ${topic}: configs not applied: ${wrong.map(([k, v]) => `${k} ${String(got[k])} (wanted ${v})`).join(', ')}`)
+    return Object.entries(got).map(([k, v]) => `${k}=${String(v)}`).join(', ')
+  } finally { await admin.disconnect() }
+}
+
+/**
+ * The broker's log cleaner records, per partition it has cleaned, the offset it cleaned up to in
+ * `cleaner-offset-checkpoint` under the log dir (lines `topic partition offset` after a version
+ * and a count line). The suite's own stack only (STACK.dir).
+ */
+function cleanerCheckpoints(topic: string): Map<number, number> {
+  const out = new Map<number, number>()
+  let text = ''
+  try { text = readFileSync(join(STACK.dir, 'kafka', 'data', 'cleaner-offset-checkpoint'), 'utf8') } catch { return out }
+  for (const line of text.split('\n').slice(2)) {
+    const [t, p, o] = line.trim().split(/\s+/)
+    if (t === topic && p !== undefined && o !== undefined && Number(o) > 0) out.set(Number(p), Number(o))
+  }
+  return out
+}
+
+/** high watermark per partition */
+async function partitionHighs(topic: string): Promise<Map<number, number>> {
+  const admin = kafkaAdmin()
+  await admin.connect()
+  try { return new Map((await admin.fetchTopicOffsets(topic)).map((o) => [o.partition, Number(o.high)])) } finally { await admin.disconnect() }
+}
+
+/** how many records a reader from the beginning sees on the topic now (a fresh group, deleted after) */
+async function readAll(topic: string): Promise<number> {
+  const kafka = new kafkajs.Kafka({ clientId: 'faults-reader', brokers: [brokers()], logLevel: kafkajs.logLevel.NOTHING })
+  const admin = kafka.admin()
+  await admin.connect()
+  const groupId = `faults-reader-${Date.now()}`
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000 })
+  try {
+    const offsets = await admin.fetchTopicOffsets(topic)
+    // the last offset of each partition is in the active segment, which is never cleaned
+    const end = new Map(offsets.filter((o) => Number(o.high) > 0).map((o) => [o.partition, Number(o.high) - 1]))
+    const seen = new Map<number, number>()
+    let n = 0
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    await consumer.run({ autoCommit: false, eachMessage: async ({ partition, message }) => { n++; seen.set(partition, Number(message.offset)) } })
+    await waitUntil('reading the topic to its end', () => [...end].every(([p, last]) => (seen.get(p) ?? -1) >= last), 120_000, 200)
+    return n
+  } finally {
+    await consumer.disconnect().catch(() => undefined)
+    await admin.deleteGroups([groupId]).catch(() => undefined)
+    await admin.disconnect()
+  }
+}
 
 /** direct-conflicts: tuples each direct producer writes */
 const DIRECT_N = 300
