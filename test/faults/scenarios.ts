@@ -476,6 +476,7 @@ export const SCENARIOS: Scenario[] = [
   }),
   stateLost({
     name: 'state-lost-redis',
+    ci: true,
     what: 'as state-lost in scale-out (an API and a consumer process sharing Redis): both are stopped and every key under the scenario\'s Redis prefix is deleted (claims, dedup records, identity graph, API keys), then the same rebuild, restart and retries',
     setup: (rig) => scaleOut(rig, 1),
     store: { redis: true },
@@ -495,6 +496,7 @@ export const SCENARIOS: Scenario[] = [
 /** state-lost: how one deployment shape loses its state store and comes back */
 interface StoreLoss<S extends Setup> {
   name: string
+  ci?: boolean
   what: string
   setup(rig: Rig): Promise<S>
   /** the store `keys create` and `cdp state rebuild` write into: the one the service reads */
@@ -508,6 +510,7 @@ interface StoreLoss<S extends Setup> {
 function stateLost<S extends Setup>(l: StoreLoss<S>): Scenario {
   return scenario({
     name: l.name,
+    ci: l.ci ?? false,
     what: l.what,
     setup: l.setup,
     load: { total: 1500 },
