@@ -17,7 +17,11 @@
  */
 import { createClient, type ClickHouseClient } from '@clickhouse/client'
 
-export interface Answer { at: number; target: string; status: number | 'timeout' | 'conn'; body?: string; eventId?: string; code?: string }
+export interface Answer {
+  at: number; target: string; status: number | 'timeout' | 'conn'; body?: string; eventId?: string; code?: string
+  /** the API's word for a final answer with an event id */
+  result?: 'accepted' | 'duplicate'
+}
 
 export interface Fact {
   id: string
@@ -115,6 +119,7 @@ export class Ledger {
     if (r?.status === 'accepted' || r?.status === 'duplicate') {
       const eid = r.event_id ?? r.original_event_id
       if (eid !== undefined) { f.eventIds.add(eid); a.eventId = eid }
+      a.result = r.status
       if (r.status === 'accepted') f.acceptedCount++
       f.state = 'accepted'
       return 'final'
@@ -204,6 +209,34 @@ export class Ledger {
     }
     return again.length
   }
+
+  /**
+   * A client retrying facts it already holds an answer for (it never heard it, or it re-sends to
+   * be sure): each goes out again with the same externalEventId and payload, singles and batches
+   * as in `run`. The answers join the fact's history; a different event id shows in the
+   * reconciliation as two ids for one fact.
+   */
+  async resend(facts: Fact[], load: Omit<LoadOptions, 'total'>): Promise<void> {
+    const inflight = new Set<Promise<void>>()
+    const start = Date.now()
+    let offered = 0
+    let singles = 0
+    while (offered < facts.length) {
+      const single = singles < load.singleShare * (offered + 1)
+      if (single) singles++
+      const unit = facts.slice(offered, offered + (single ? 1 : load.batchSize))
+      offered += unit.length
+      const p = Promise.all(this.pickTargets().map((t) => this.sendUnit(unit, t, single, Date.now()))).then(() => undefined).finally(() => inflight.delete(p))
+      inflight.add(p)
+      while (inflight.size >= load.concurrency) await Promise.race(inflight)
+      const due = start + (offered / load.rate) * 1000
+      if (due > Date.now()) await sleep(due - Date.now())
+    }
+    await Promise.all(inflight)
+  }
+
+  /** the API key for the requests from now on (after the key store was lost and a new key made) */
+  useKey(key: string): void { this.opts.key = key }
 
   /** how many facts are answered accepted or duplicate so far */
   acceptedSoFar(): number { let n = 0; for (const f of this.facts.values()) if (f.state === 'accepted') n++; return n }

@@ -124,6 +124,16 @@ export class Rig {
     return key
   }
 
+  /** runs a `cdp` command to its end with a service process's environment (`cdp state rebuild`) */
+  async cdp(name: string, args: string[], o: ServeOptions = {}, timeoutMs = 300_000): Promise<{ code: number | null; output: string }> {
+    const p = spawnCdp(name, args, this.env(name, o), this.dir)
+    this.procs.push(p)
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs)
+    const ex = await p.exited
+    clearTimeout(t)
+    return { code: ex.code, output: p.output() }
+  }
+
   /** starts `cdp serve`; resolves once the API answers /readyz (or the consumer says it runs) */
   async serve(name: string, o: ServeOptions = {}, port?: number, opts: { wait?: boolean } = {}): Promise<Proc> {
     const role = o.role ?? 'all'
