@@ -132,17 +132,23 @@ export function propertiesProblems(properties: unknown, maxDepth: number, base =
   const out: ErrorDetail[] = []
   let tooDeep = false
   let malformed = false
-  const stack: { v: unknown; ptr: string; depth: number }[] = [{ v: properties, ptr: base, depth: 1 }]
+  // the pointer of a value is made only when it is needed (an error, or a container's children):
+  // on the accept path most values are leaves that pass, and building every pointer showed in profiles
+  const stack: { v: unknown; parent: string; key: string | undefined; depth: number }[] = [{ v: properties, parent: base, key: undefined, depth: 1 }]
+  const ptrOf = (e: { parent: string; key: string | undefined }): string => (e.key === undefined ? e.parent : `${e.parent}/${escapePointer(e.key)}`)
   while (stack.length > 0 && !(tooDeep && malformed)) {
-    const { v, ptr, depth } = stack.pop()!
+    const e = stack.pop()!
+    const { v, depth } = e
     if (typeof v === 'string') {
       if (!malformed && !wellFormed(v)) {
         malformed = true
+        const ptr = ptrOf(e)
         out.push({ pointer: ptr, code: 'invalid_characters', message: `${ptr.slice(1).replace(/\//g, '.')} contains an unpaired UTF-16 surrogate` })
       }
       continue
     }
     if (v === null || typeof v !== 'object') continue
+    const ptr = ptrOf(e)
     if (depth > maxDepth) {
       if (!tooDeep) {
         tooDeep = true
@@ -150,12 +156,13 @@ export function propertiesProblems(properties: unknown, maxDepth: number, base =
       }
       continue
     }
-    for (const [k, child] of Object.entries(v)) {
+    for (const k in v) {
+      if (!Object.hasOwn(v, k)) continue
       if (!malformed && !wellFormed(k)) {
         malformed = true
         out.push({ pointer: ptr, code: 'invalid_characters', message: `a property name under ${ptr.slice(1).replace(/\//g, '.')} contains an unpaired UTF-16 surrogate` })
       }
-      stack.push({ v: child, ptr: `${ptr}/${escapePointer(k)}`, depth: depth + 1 })
+      stack.push({ v: (v as Record<string, unknown>)[k], parent: ptr, key: k, depth: depth + 1 })
     }
   }
   return out
