@@ -22,7 +22,8 @@ import { parseArgs } from 'node:util'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { Session } from 'node:inspector'
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -161,6 +162,28 @@ async function insertOnly(tag: string, rows: EventRow[]): Promise<number> {
   } finally { await res.close() }
 }
 
+/**
+ * BENCH_CPU_PROF=dir: a CPU profile of this process during one phase only (the first round's
+ * pipeline), so the profile shows the consumer's work and not the ceilings' or the set-up's
+ */
+async function profiled<T>(name: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const dirOut = process.env.BENCH_CPU_PROF
+  if (dirOut === undefined || name === undefined) return fn()
+  const session = new Session()
+  session.connect()
+  const post = (method: string) => new Promise<unknown>((resolve, reject) => session.post(method, (err, r) => (err ? reject(err) : resolve(r))))
+  await post('Profiler.enable')
+  await post('Profiler.start')
+  try {
+    return await fn()
+  } finally {
+    const { profile } = await post('Profiler.stop') as { profile: unknown }
+    mkdirSync(dirOut, { recursive: true })
+    writeFileSync(join(dirOut, `${name}.cpuprofile`), JSON.stringify(profile))
+    session.disconnect()
+  }
+}
+
 async function main() {
   const load0 = loadavg()
   const rounds = Number(values.rounds)
@@ -191,7 +214,11 @@ async function main() {
   const out = { pipeline: [] as number[], serial: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
   for (let r = 0; r < rounds; r++) {
     const phases: [string, () => Promise<void>][] = [
-      ['pipeline', async () => { const x = await pipeline(`p${r}`); out.pipeline.push(x.rate); out.timings.push(x.timings) }],
+      ['pipeline', async () => {
+        const x = await profiled(r === 0 ? 'consumer-pipeline' : undefined, () => pipeline(`p${r}`))
+        out.pipeline.push(x.rate)
+        out.timings.push(x.timings)
+      }],
       ['pipeline, inserts one at a time', async () => { out.serial.push((await pipeline(`s${r}`, true)).rate) }],
       ['decode', async () => { out.decode.push(await decodeOnly(`d${r}`)) }],
       ['insert', async () => { out.insert.push(await insertOnly(`i${r}`, rows)) }],
