@@ -2,7 +2,7 @@
  * API throughput benchmark (issue #3, ceilings: issue 10 item 1). Needs the stack (`npm run stack up`).
  * The API runs in a child process (as in production), the echo ceiling in another; autocannon and
  * the produce ceiling run in this one, so the load generator shares no event loop with a server.
- *   npm run bench:api [-- --seconds 5 --rounds 3 --connections 64 --batch 500]
+ *   npm run bench:api [-- --seconds 5 --rounds 3 --connections 64 --batch 500 --workers 1 --built]
  * Each round, side by side, on one fresh topic:
  *   1. single events: POST /v1/cdp/events, unique externalEventId per request, fixed concurrency;
  *      and the same requests against a Fastify echo route (the HTTP ceiling: parse + reply, nothing else)
@@ -20,7 +20,7 @@ import { createServer } from 'node:net'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -42,6 +42,9 @@ const { values } = parseArgs({ options: {
   serve: { type: 'string' }, echo: { type: 'boolean', default: false }, rounds: { type: 'string', default: '3' }, warmup: { type: 'string', default: '3' },
   'lmdb-sync': { type: 'string', default: 'true' },
   workers: { type: 'string', default: '1' },
+  // the API child from the compiled build (dist/, `npm run build` first): what production runs,
+  // without tsx's compiler in memory (about 100 MB of RSS)
+  built: { type: 'boolean', default: false },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)
@@ -170,14 +173,16 @@ async function main() {
   const rounds = Number(values.rounds)
   // BENCH_CPU_PROF=dir writes a CPU profile of the API process (where the time goes)
   const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []
-  const startChild = async (args: string[], nodeArgs: string[] = []) => {
-    const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', fileURLToPath(import.meta.url), ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const startChild = async (args: string[], nodeArgs: string[] = [], built = false) => {
+    const script = built ? fileURLToPath(new URL('../dist/bench/api.js', import.meta.url)) : fileURLToPath(import.meta.url)
+    if (built && !existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`)
+    const child = spawn(process.execPath, [...nodeArgs, ...(built ? [] : ['--import', 'tsx']), script, ...args], { stdio: ['pipe', 'pipe', 'inherit'] })
     const lines = createInterface({ input: child.stdout })
     const next = () => new Promise<Record<string, unknown>>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as Record<string, unknown>)))
     const first = await next() as { port: number; key: string }
     return { child, next, ...first }
   }
-  const api = await startChild(['--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], prof)
+  const api = await startChild(['--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], prof, values.built)
   const echo = await startChild(['--echo', '--serve', `${run}echo`])
   const statsOf = async (t: typeof api) => { t.child.stdin.write('?\n'); return await t.next() as unknown as Stats }
   const stats = () => statsOf(api)
@@ -263,7 +268,7 @@ async function main() {
   const med = (rows: Row[], k: keyof Omit<Row, 'name'>) => median(rows.map((x) => x[k]))
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
   console.log(`\nmachine: ${machine}; broker on the same machine; load average (1/5/15 min) at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}`)
-  console.log(`${rounds} rounds of ${seconds} s per phase, medians; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers}; Kafka client: ${config.kafka.client}`)
+  console.log(`${rounds} rounds of ${seconds} s per phase, medians; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers} (${values.built ? 'compiled build' : 'tsx'}); Kafka client: ${config.kafka.client}`)
   console.log('| workload | connections | events/s | p50 ms | p99 ms | non-2xx (sum) | server CPU µs/event | events/s ÷ ceiling (per-round median) |')
   console.log('|---|---|---:|---:|---:|---:|---:|---:|')
   const line = (name: string, c: number, rows: Row[], ratio: string) =>
