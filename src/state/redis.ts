@@ -269,16 +269,15 @@ class Layout {
    * client one group per hash tag (all its keys in one slot), else the batch in chunks. Items of
    * one key share a group and keep their order, so "decided in order" holds.
    */
-  groups(keys: string[]): number[][] {
-    const all = keys.map((_, i) => i)
+  groups(slots: FactSlot[]): number[][] {
+    const all = slots.map((_, i) => i)
     if (!this.client.isCluster) {
       const out: number[][] = []
       for (let i = 0; i < all.length; i += CHUNK) out.push(all.slice(i, i + CHUNK))
       return out
     }
     const byTag = new Map<string, number[]>()
-    keys.forEach((k, i) => {
-      const tag = this.slot(k).tag
+    slots.forEach(({ tag }, i) => {
       const g = byTag.get(tag)
       if (g === undefined) byTag.set(tag, [i])
       else g.push(i)
@@ -290,10 +289,10 @@ class Layout {
     })
   }
 
-  /** KEYS of one script call: the bucket keys, then (legacy) the old layout's keys */
-  scriptKeys(keys: string[], bucket: (s: FactSlot) => string, old: (k: string) => string): string[] {
-    const out = keys.map((k) => bucket(this.slot(k)))
-    if (this.legacy) out.push(...keys.map(old))
+  /** KEYS of one script call (items `group`): the bucket keys, then (legacy) the old layout's keys */
+  scriptKeys(group: number[], slots: FactSlot[], keys: string[], bucket: (s: FactSlot) => string, old: (k: string) => string): string[] {
+    const out = group.map((i) => bucket(slots[i]!))
+    if (this.legacy) out.push(...group.map((i) => old(keys[i]!)))
     return out
   }
 }
@@ -308,12 +307,15 @@ class RedisClaimStore implements ClaimStore {
 
   async claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]> {
     const out: ClaimOutcome[] = new Array<ClaimOutcome>(reqs.length)
-    for (const group of this.l.groups(reqs.map((r) => r.key))) {
+    const names = reqs.map((r) => r.key)
+    const slots = names.map((k) => this.l.slot(k))
+    for (const group of this.l.groups(slots)) {
       const chunk = group.map((i) => reqs[i]!)
-      const keys = this.l.scriptKeys(chunk.map((r) => r.key), (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
+      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
       const args: (string | number | Buffer)[] = [this.l.legacy ? '1' : '0', this.claimNow(now), leaseMs]
-      for (const r of chunk) {
-        args.push(this.l.slot(r.key).field, encodeField(r.fingerprint), encodeField(r.eventId))
+      for (const i of group) {
+        const r = reqs[i]!
+        args.push(slots[i]!.field, encodeField(r.fingerprint), encodeField(r.eventId))
         if (this.l.legacy) args.push(r.eventId, r.fingerprint)
       }
       const reply = buffers(await CLAIM.runBuffer(this.l.client, keys, args), 'claim')
@@ -332,12 +334,14 @@ class RedisClaimStore implements ClaimStore {
   }
 
   private async change(op: 'commit' | 'release' | 'abandon', items: { key: string; eventId: string }[]): Promise<void> {
-    for (const group of this.l.groups(items.map((i) => i.key))) {
-      const chunk = group.map((i) => items[i]!)
-      const keys = this.l.scriptKeys(chunk.map((r) => r.key), (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
+    const names = items.map((r) => r.key)
+    const slots = names.map((k) => this.l.slot(k))
+    for (const group of this.l.groups(slots)) {
+      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
       const args: (string | Buffer)[] = [this.l.legacy ? '1' : '0', op]
-      for (const r of chunk) {
-        args.push(this.l.slot(r.key).field, encodeField(r.eventId))
+      for (const i of group) {
+        const r = items[i]!
+        args.push(slots[i]!.field, encodeField(r.eventId))
         if (this.l.legacy) args.push(r.eventId)
       }
       await CLAIM_CHANGE.run(this.l.client, keys, args)
@@ -369,12 +373,14 @@ class RedisDedupStore implements DedupStore {
 
   async checkMany(items: { key: string; ref: FactRef }[]): Promise<DedupOutcome[]> {
     const out: DedupOutcome[] = new Array<DedupOutcome>(items.length)
-    for (const group of this.l.groups(items.map((i) => i.key))) {
-      const chunk = group.map((i) => items[i]!)
-      const keys = this.l.scriptKeys(chunk.map((r) => r.key), (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
+    const names = items.map((r) => r.key)
+    const slots = names.map((k) => this.l.slot(k))
+    for (const group of this.l.groups(slots)) {
+      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
       const args: (string | Buffer)[] = [this.l.legacy ? '1' : '0']
-      for (const { key, ref } of chunk) {
-        args.push(this.l.slot(key).field, encodeField(ref.fingerprint), encodeField(ref.eventId), encodePosition(ref.partition, ref.offset))
+      for (const i of group) {
+        const { ref } = items[i]!
+        args.push(slots[i]!.field, encodeField(ref.fingerprint), encodeField(ref.eventId), encodePosition(ref.partition, ref.offset))
         if (this.l.legacy) args.push(ref.eventId, ref.fingerprint, String(ref.partition), ref.offset)
       }
       const reply = buffers(await DEDUP.runBuffer(this.l.client, keys, args), 'dedup')
@@ -411,10 +417,10 @@ class RedisDedupStore implements DedupStore {
 
   async markErased(keys: string[]): Promise<number> {
     let n = 0
-    for (const group of this.l.groups(keys)) {
-      const chunk = group.map((i) => keys[i]!)
-      const sk = this.l.scriptKeys(chunk, (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
-      n += Number(await ERASE.run(this.l.client, sk, [this.l.legacy ? '1' : '0', ...chunk.map((k) => this.l.slot(k).field)]))
+    const slots = keys.map((k) => this.l.slot(k))
+    for (const group of this.l.groups(slots)) {
+      const sk = this.l.scriptKeys(group, slots, keys, (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
+      n += Number(await ERASE.run(this.l.client, sk, [this.l.legacy ? '1' : '0', ...group.map((i) => slots[i]!.field)]))
     }
     return n
   }
