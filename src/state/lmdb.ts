@@ -39,19 +39,20 @@ class Layered<T> {
     private readonly decode: (b: Buffer) => T,
   ) {}
 
-  read(key: string): T | undefined {
-    const raw = this.db.get(factDigest(key))
+  /** `d` is factDigest(key), computed once per item by the caller */
+  read(key: string, d: Buffer = factDigest(key)): T | undefined {
+    const raw = this.db.get(d)
     if (raw !== undefined) return this.decode(raw)
     return this.legacy?.get(lmdbKey(key))
   }
 
-  write(key: string, v: T): void {
-    this.db.putSync(factDigest(key), this.encode(v))
+  write(key: string, d: Buffer, v: T): void {
+    this.db.putSync(d, this.encode(v))
     this.legacy?.removeSync(lmdbKey(key))
   }
 
-  remove(key: string): void {
-    this.db.removeSync(factDigest(key))
+  remove(key: string, d: Buffer): void {
+    this.db.removeSync(d)
     this.legacy?.removeSync(lmdbKey(key))
   }
 }
@@ -62,8 +63,9 @@ class LmdbClaimStore implements ClaimStore {
   claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]> {
     if (reqs.length === 0) return Promise.resolve([])
     return this.writes.run(() => reqs.map((req) => {
-      const { outcome, write } = decideClaim(this.db.read(req.key), req, now, leaseMs)
-      if (write !== undefined) this.db.write(req.key, write)
+      const d = factDigest(req.key)
+      const { outcome, write } = decideClaim(this.db.read(req.key, d), req, now, leaseMs)
+      if (write !== undefined) this.db.write(req.key, d, write)
       return outcome
     }))
   }
@@ -72,8 +74,9 @@ class LmdbClaimStore implements ClaimStore {
     if (items.length === 0) return
     await this.writes.run(() => {
       for (const item of items) {
-        const next = decideCommit(this.db.read(item.key), item.eventId)
-        if (next !== undefined) this.db.write(item.key, next)
+        const d = factDigest(item.key)
+        const next = decideCommit(this.db.read(item.key, d), item.eventId)
+        if (next !== undefined) this.db.write(item.key, d, next)
       }
     })
   }
@@ -82,7 +85,8 @@ class LmdbClaimStore implements ClaimStore {
     if (items.length === 0) return
     await this.writes.run(() => {
       for (const item of items) {
-        if (shouldRelease(this.db.read(item.key), item.eventId)) this.db.remove(item.key)
+        const d = factDigest(item.key)
+        if (shouldRelease(this.db.read(item.key, d), item.eventId)) this.db.remove(item.key, d)
       }
     })
   }
@@ -96,8 +100,9 @@ class LmdbClaimStore implements ClaimStore {
     if (items.length === 0) return
     await this.writes.run(() => {
       for (const item of items) {
-        const next = decideAbandon(this.db.read(item.key), item.eventId)
-        if (next !== undefined) this.db.write(item.key, next)
+        const d = factDigest(item.key)
+        const next = decideAbandon(this.db.read(item.key, d), item.eventId)
+        if (next !== undefined) this.db.write(item.key, d, next)
       }
     })
   }
@@ -114,8 +119,9 @@ class LmdbDedupStore implements DedupStore {
   checkMany(items: { key: string; ref: FactRef }[]): Promise<DedupOutcome[]> {
     if (items.length === 0) return Promise.resolve([])
     return this.writes.run(() => items.map((item) => {
-      const { outcome, write } = decideDedup(this.db.read(item.key), item.ref)
-      if (write !== undefined) this.db.write(item.key, write)
+      const d = factDigest(item.key)
+      const { outcome, write } = decideDedup(this.db.read(item.key, d), item.ref)
+      if (write !== undefined) this.db.write(item.key, d, write)
       return outcome
     }))
   }
@@ -140,8 +146,9 @@ class LmdbDedupStore implements DedupStore {
     return this.writes.run(() => {
       let n = 0
       for (const k of keys) {
-        const cur = this.db.read(k)
-        if (cur !== undefined) { this.db.write(k, { ...cur, erased: true }); n++ }
+        const d = factDigest(k)
+        const cur = this.db.read(k, d)
+        if (cur !== undefined) { this.db.write(k, d, { ...cur, erased: true }); n++ }
       }
       return n
     })

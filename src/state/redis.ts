@@ -33,7 +33,7 @@
 import type { Cluster, Redis } from 'ioredis'
 import { CdpError } from '../errors.js'
 import { closeRedisClient, createRedisClient, pingRedis, redisCall, RedisScript, type RedisClientOptions } from './redis-client.js'
-import { claimEventIdOf, decodeClaim, decodeFact, encodeField, encodePosition, factDigest } from './compact.js'
+import { claimEventIdOf, DIGEST_BYTES, decodeClaim, decodeFact, encodePosition, factDigest, scriptEventItem, scriptItem } from './compact.js'
 import type {
   ApiKeyRecord, ClaimInfo, ClaimOutcome, ClaimRequest, ClaimStore, DedupOutcome, DedupStore, FactRef, KeyStore, StateStores,
 } from './types.js'
@@ -87,15 +87,27 @@ local function fact_parts(v)
   local b = a + flen(v, a)
   return string.sub(v, 2, a - 1), string.sub(v, a, b - 1), string.sub(v, b)
 end
-local legacy = ARGV[1] == '1'
+-- a length-prefixed string (\`<bytes>:<string>\`) at i of s: the string and where the next starts
+local function lp(s, i)
+  local c = string.find(s, ':', i, true)
+  local len = tonumber(string.sub(s, i, c - 1))
+  return string.sub(s, c + 1, c + len), c + len + 1
+end
+-- ARGV[1]: '' or, to look facts up in the per-fact layout too, that layout's key prefix
+-- (\`<prefix>:claim:\` or \`<prefix>:dedup:\`); those keys are not in KEYS: only a single Redis
+-- holds them, where undeclared keys are allowed (a Cluster client passes '')
+local function plen(v, i) return 2 + string.byte(v, i + 1) end
+local lpre = ARGV[1]
+local legacy = lpre ~= ''
 local n = #KEYS
-if legacy then n = n / 2 end
 `
 
 // ARGV[2] is 'server' (the default, see claimNow) or the caller's ms. On the server's clock every
 // process judges a lease alike: a process whose own clock runs ahead by more than the lease
 // would otherwise see every live claim as abandoned and take it over (a second 'accepted').
-// Per item: field, fingerprint and event id encoded, and (legacy) both raw. Reply per item:
+// ARGV[4] is the bucket field's length. ARGV[5]: per item field + fingerprint + event id, encoded
+// (compact.ts scriptItem), all items in one argument; ARGV[6] (legacy): per item the tuple key,
+// fingerprint and event id as they are, length-prefixed. Reply per item:
 // code, kind ('v': data is the stored record, 'r': data is an old-layout event id, '': the
 // caller's event id), data.
 const CLAIM = new RedisScript('claim', HELPERS + `
@@ -108,27 +120,39 @@ else
 end
 local at = six(now)
 local lease = tonumber(ARGV[3])
-local stride = 3
-if legacy then stride = 5 end
+local fl = tonumber(ARGV[4])
+local blob, raw = ARGV[5], ARGV[6]
+local ix, rat = 1, 1
 local out = {}
 local function put(code, kind, data) out[#out + 1] = code; out[#out + 1] = kind; out[#out + 1] = data end
 for i = 1, n do
   local k = KEYS[i]
-  local b = 3 + (i - 1) * stride
-  local f, fp, eid = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+  local f = string.sub(blob, ix, ix + fl - 1)
+  ix = ix + fl
+  local fp = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #fp
+  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #eid
+  local rkey, rfp, reid
+  if legacy then
+    rkey, rat = lp(raw, rat)
+    rfp, rat = lp(raw, rat)
+    reid, rat = lp(raw, rat)
+  end
   local v = redis.call('HGET', k, f)
   local old = nil
+  local lk
   if not v and legacy then
-    old = redis.call('HMGET', KEYS[n + i], 's', 'e', 'f', 't')
+    lk = lpre .. rkey
+    old = redis.call('HMGET', lk, 's', 'e', 'f', 't')
     if not old[1] then old = nil end
   end
   if old then
-    local reid, rfp = ARGV[b + 4], ARGV[b + 5]
     if old[3] ~= rfp then put('conflict', 'r', old[2])
     elseif old[1] == 'c' then put('duplicate', 'r', old[2])
     elseif old[2] == reid then put('claimed', 'r', old[2])
     elseif tonumber(old[4]) + lease < now then
-      redis.call('HSET', KEYS[n + i], 't', string.format('%.0f', now))
+      redis.call('HSET', lk, 't', string.format('%.0f', now))
       put('takeover', 'r', old[2])
     else put('in_flight', 'r', old[2]) end
   elseif not v then
@@ -145,16 +169,25 @@ end
 return out
 `)
 
-// commit, release, abandon: only a claim held by the event id changes (ARGV[2] names the change);
-// per item: field, encoded event id, (legacy) raw event id
+// commit, release, abandon: only a claim held by the event id changes (ARGV[2] names the change,
+// ARGV[3] is the field length); ARGV[4]: per item field + encoded event id, in one argument;
+// ARGV[5] (legacy): per item the tuple key and event id as they are, length-prefixed
 const CLAIM_CHANGE = new RedisScript('claim change', HELPERS + `
 local op = ARGV[2]
-local stride = 2
-if legacy then stride = 3 end
+local fl = tonumber(ARGV[3])
+local blob, raw = ARGV[4], ARGV[5]
+local ix, rat = 1, 1
 for i = 1, n do
   local k = KEYS[i]
-  local b = 2 + (i - 1) * stride
-  local f, eid = ARGV[b + 1], ARGV[b + 2]
+  local f = string.sub(blob, ix, ix + fl - 1)
+  ix = ix + fl
+  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #eid
+  local rkey, reid
+  if legacy then
+    rkey, rat = lp(raw, rat)
+    reid, rat = lp(raw, rat)
+  end
   local v = redis.call('HGET', k, f)
   if v then
     if string.sub(v, 1, 1) == 'p' and claim_eid(v) == eid then
@@ -163,9 +196,9 @@ for i = 1, n do
       else redis.call('HSET', k, f, 'p' .. six(0) .. string.sub(v, 8)) end
     end
   elseif legacy then
-    local lk = KEYS[n + i]
+    local lk = lpre .. rkey
     local cur = redis.call('HMGET', lk, 's', 'e')
-    if cur[1] == 'p' and cur[2] == ARGV[b + 3] then
+    if cur[1] == 'p' and cur[2] == reid then
       if op == 'commit' then redis.call('HSET', lk, 's', 'c')
       elseif op == 'release' then redis.call('DEL', lk)
       else redis.call('HSET', lk, 't', '0') end
@@ -175,28 +208,34 @@ end
 return n
 `)
 
-// per item: field
+// per item: field, (legacy) the tuple key
 const ERASE = new RedisScript('dedup erase', HELPERS + `
 local marked = 0
+local stride = 1
+if legacy then stride = 2 end
 for i = 1, n do
   local k = KEYS[i]
-  local f = ARGV[1 + i]
+  local b = 1 + (i - 1) * stride
+  local f = ARGV[b + 1]
   local v = redis.call('HGET', k, f)
   if v then
     redis.call('HSET', k, f, 'x' .. string.sub(v, 2)); marked = marked + 1
-  elseif legacy and redis.call('HEXISTS', KEYS[n + i], 'e') == 1 then
-    redis.call('HSET', KEYS[n + i], 'x', '1'); marked = marked + 1
+  elseif legacy and redis.call('HEXISTS', lpre .. ARGV[b + 2], 'e') == 1 then
+    redis.call('HSET', lpre .. ARGV[b + 2], 'x', '1'); marked = marked + 1
   end
 end
 return marked
 `)
 
-// per item: field, fingerprint, event id and position encoded, and (legacy) the four raw.
+// ARGV[2] is the field length; ARGV[3]: per item field + fingerprint + event id + position,
+// encoded, in one argument; ARGV[4] (legacy): per item the tuple key, fingerprint, partition and
+// offset as they are, length-prefixed.
 // Reply per item: code, kind ('v': data1 is the stored record, 'r': data1..4 are the old
 // layout's e, f, p, o, '': nothing stored before), data1..4
 const DEDUP = new RedisScript('dedup', HELPERS + `
-local stride = 4
-if legacy then stride = 8 end
+local fl = tonumber(ARGV[2])
+local blob, raw = ARGV[3], ARGV[4]
+local ix, rat = 1, 1
 local out = {}
 local function put(code, kind, a, b, c, d)
   out[#out + 1] = code; out[#out + 1] = kind
@@ -204,19 +243,32 @@ local function put(code, kind, a, b, c, d)
 end
 for i = 1, n do
   local k = KEYS[i]
-  local b = 1 + (i - 1) * stride
-  local f, fp, eid, pos = ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
+  local f = string.sub(blob, ix, ix + fl - 1)
+  ix = ix + fl
+  local fp = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #fp
+  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #eid
+  local pos = string.sub(blob, ix, ix + plen(blob, ix) - 1)
+  ix = ix + #pos
+  local rkey, rfp, part, off
+  if legacy then
+    rkey, rat = lp(raw, rat)
+    rfp, rat = lp(raw, rat)
+    part, rat = lp(raw, rat)
+    off, rat = lp(raw, rat)
+  end
   local v = redis.call('HGET', k, f)
   local old = nil
   if not v and legacy then
-    old = redis.call('HMGET', KEYS[n + i], 'e', 'f', 'p', 'o', 'x')
+    old = redis.call('HMGET', lpre .. rkey, 'e', 'f', 'p', 'o', 'x')
     if not old[1] then old = nil end
   end
   if old then
     local code
     if old[5] == '1' then code = 'erased'
-    elseif old[3] == ARGV[b + 7] and old[4] == ARGV[b + 8] then code = 'redelivered'
-    elseif old[2] == ARGV[b + 6] then code = 'repeat'
+    elseif old[3] == part and old[4] == off then code = 'redelivered'
+    elseif old[2] == rfp then code = 'repeat'
     else code = 'conflict' end
     put(code, 'r', old[1], old[2], old[3], old[4])
   elseif not v then
@@ -234,6 +286,11 @@ for i = 1, n do
 end
 return out
 `)
+
+/** `<bytes>:<string>` per value, read by the scripts' lp() */
+function lengthPrefixed(...values: string[]): string {
+  return values.map((v) => `${Buffer.byteLength(v)}:${v}`).join('')
+}
 
 function buffers(reply: unknown, what: string): Buffer[] {
   if (!Array.isArray(reply)) throw new CdpError('internal_error', `redis ${what}: unexpected reply`)
@@ -258,6 +315,9 @@ class Layout {
   ) {}
 
   slot(key: string): FactSlot { return factSlot(key, this.bucketBits) }
+
+  /** bytes of a bucket field (the digest after the bucket's whole bytes) */
+  get fieldLength(): number { return DIGEST_BYTES - (this.bucketBits >> 3) }
 
   claimKey(s: FactSlot): string { return `${this.prefix}:c${s.suffix}` }
   dedupKey(s: FactSlot): string { return `${this.prefix}:d${s.suffix}` }
@@ -289,11 +349,9 @@ class Layout {
     })
   }
 
-  /** KEYS of one script call (items `group`): the bucket keys, then (legacy) the old layout's keys */
-  scriptKeys(group: number[], slots: FactSlot[], keys: string[], bucket: (s: FactSlot) => string, old: (k: string) => string): string[] {
-    const out = group.map((i) => bucket(slots[i]!))
-    if (this.legacy) out.push(...group.map((i) => old(keys[i]!)))
-    return out
+  /** the scripts' ARGV[1]: the per-fact layout's key prefix when they look there, else '' */
+  legacyPrefix(kind: 'claim' | 'dedup'): string {
+    return this.legacy ? `${this.prefix}:${kind}:` : ''
   }
 }
 
@@ -311,13 +369,10 @@ class RedisClaimStore implements ClaimStore {
     const slots = names.map((k) => this.l.slot(k))
     for (const group of this.l.groups(slots)) {
       const chunk = group.map((i) => reqs[i]!)
-      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
-      const args: (string | number | Buffer)[] = [this.l.legacy ? '1' : '0', this.claimNow(now), leaseMs]
-      for (const i of group) {
-        const r = reqs[i]!
-        args.push(slots[i]!.field, encodeField(r.fingerprint), encodeField(r.eventId))
-        if (this.l.legacy) args.push(r.eventId, r.fingerprint)
-      }
+      const keys = group.map((i) => this.l.claimKey(slots[i]!))
+      const items = group.map((i) => scriptItem(slots[i]!.field, reqs[i]!.fingerprint, reqs[i]!.eventId))
+      const args: (string | number | Buffer)[] = [this.l.legacyPrefix('claim'), this.claimNow(now), leaseMs, this.l.fieldLength, Buffer.concat(items)]
+      if (this.l.legacy) args.push(group.map((i) => lengthPrefixed(reqs[i]!.key, reqs[i]!.fingerprint, reqs[i]!.eventId)).join(''))
       const reply = buffers(await CLAIM.runBuffer(this.l.client, keys, args), 'claim')
       group.forEach((at, i) => {
         const code = reply[3 * i]?.toString()
@@ -337,13 +392,10 @@ class RedisClaimStore implements ClaimStore {
     const names = items.map((r) => r.key)
     const slots = names.map((k) => this.l.slot(k))
     for (const group of this.l.groups(slots)) {
-      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.claimKey(s), (k) => this.l.legacyClaimKey(k))
-      const args: (string | Buffer)[] = [this.l.legacy ? '1' : '0', op]
-      for (const i of group) {
-        const r = items[i]!
-        args.push(slots[i]!.field, encodeField(r.eventId))
-        if (this.l.legacy) args.push(r.eventId)
-      }
+      const keys = group.map((i) => this.l.claimKey(slots[i]!))
+      const blob = Buffer.concat(group.map((i) => scriptEventItem(slots[i]!.field, items[i]!.eventId)))
+      const args: (string | number | Buffer)[] = [this.l.legacyPrefix('claim'), op, this.l.fieldLength, blob]
+      if (this.l.legacy) args.push(group.map((i) => lengthPrefixed(items[i]!.key, items[i]!.eventId)).join(''))
       await CLAIM_CHANGE.run(this.l.client, keys, args)
     }
   }
@@ -376,12 +428,17 @@ class RedisDedupStore implements DedupStore {
     const names = items.map((r) => r.key)
     const slots = names.map((k) => this.l.slot(k))
     for (const group of this.l.groups(slots)) {
-      const keys = this.l.scriptKeys(group, slots, names, (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
-      const args: (string | Buffer)[] = [this.l.legacy ? '1' : '0']
-      for (const i of group) {
+      const keys = group.map((i) => this.l.dedupKey(slots[i]!))
+      const blob = Buffer.concat(group.map((i) => {
         const { ref } = items[i]!
-        args.push(slots[i]!.field, encodeField(ref.fingerprint), encodeField(ref.eventId), encodePosition(ref.partition, ref.offset))
-        if (this.l.legacy) args.push(ref.eventId, ref.fingerprint, String(ref.partition), ref.offset)
+        return scriptItem(slots[i]!.field, ref.fingerprint, ref.eventId, encodePosition(ref.partition, ref.offset))
+      }))
+      const args: (string | number | Buffer)[] = [this.l.legacyPrefix('dedup'), this.l.fieldLength, blob]
+      if (this.l.legacy) {
+        args.push(group.map((i) => {
+          const { key, ref } = items[i]!
+          return lengthPrefixed(key, ref.fingerprint, String(ref.partition), ref.offset)
+        }).join(''))
       }
       const reply = buffers(await DEDUP.runBuffer(this.l.client, keys, args), 'dedup')
       group.forEach((at, i) => {
@@ -419,8 +476,12 @@ class RedisDedupStore implements DedupStore {
     let n = 0
     const slots = keys.map((k) => this.l.slot(k))
     for (const group of this.l.groups(slots)) {
-      const sk = this.l.scriptKeys(group, slots, keys, (s) => this.l.dedupKey(s), (k) => this.l.legacyDedupKey(k))
-      n += Number(await ERASE.run(this.l.client, sk, [this.l.legacy ? '1' : '0', ...group.map((i) => slots[i]!.field)]))
+      const args: (string | Buffer)[] = [this.l.legacyPrefix('dedup')]
+      for (const i of group) {
+        args.push(slots[i]!.field)
+        if (this.l.legacy) args.push(keys[i]!)
+      }
+      n += Number(await ERASE.run(this.l.client, group.map((i) => this.l.dedupKey(slots[i]!)), args))
     }
     return n
   }
