@@ -5,9 +5,17 @@
  *   claims  claimMany + commitMany (the API's idempotency record)
  *   dedup   checkMany (the consumer's first-fact record)
  * and measures what they occupy:
- *   LMDB    growth of the environment's data file (allocated blocks, and the file length), fresh dir
- *   Redis   MEMORY USAGE of a sample of the keys written (per key type), and INFO used_memory growth
- *           (noisier: the Redis is shared); the keys are deleted afterwards
+ *   LMDB    pages of the store's B-tree (branch + leaf + overflow, x page size) / facts: the size a
+ *           large store converges to; and growth of the data file (allocated blocks), which at
+ *           this N also counts the pages copy-on-write freed and LMDB will reuse (random digest
+ *           keys touch most pages in every transaction of a small tree). Both for the current
+ *           layout and for the layout before it (JSON tuple keys, msgpack records: written as the
+ *           old code did, into the databases it used), in fresh dirs.
+ *   Redis   MEMORY USAGE summed over every bucket hash written, divided by the facts, and INFO
+ *           used_memory growth (noisier: the Redis is shared); the keys are deleted afterwards.
+ *           Twice: with the default bucket bits (at this N buckets hold one or two facts: a small
+ *           store) and with the bits that put ~64 facts in a bucket (what a store sized for its
+ *           facts sees: docs/SCALING.md)
  * Prints a table and `bytes_per_fact <backend> <store> <value>` lines.
  */
 import { parseArgs } from 'node:util'
@@ -18,6 +26,11 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config/index.js'
 import { createStateStores, type StateStores } from '../src/state/index.js'
+import { openEnv } from '../src/state/lmdb-env.js'
+import type { ClaimRecord } from '../src/state/rules.js'
+import type { FactRef } from '../src/state/types.js'
+import { createRedisStateStores, DEFAULT_BUCKET_BITS } from '../src/state/redis.js'
+import { redisSecurity } from '../src/state/redis-client.js'
 import { encodeKey } from '../src/avro/key.js'
 import { fingerprint, newEventId } from '../src/avro/event.js'
 
@@ -57,16 +70,40 @@ function dirBytes(path: string): { allocated: number; length: number } {
   return { allocated, length }
 }
 
-async function lmdb(which: 'claims' | 'dedup') {
+/** what the code before compact records did per fact: msgpack records under the JSON tuple */
+async function fillOldLayout(path: string, which: 'claims' | 'dedup'): Promise<void> {
+  const env = openEnv(path, false)
+  const db = env.openDB<ClaimRecord | FactRef, string>({ name: which })
+  for (let i = 0; i < N; i += CHUNK) {
+    const batch = Array.from({ length: Math.min(CHUNK, N - i) }, (_, j) => fact(i + j))
+    env.transactionSync(() => batch.forEach((f, j) => db.putSync(f.key, which === 'claims'
+      ? { state: 'pending', eventId: f.eventId, fingerprint: f.fingerprint, claimedAt: Date.now() }
+      : { eventId: f.eventId, fingerprint: f.fingerprint, partition: (i + j) % 12, offset: String(1_000_000 + i + j) })))
+    // the commit rewrote each claim in its own transaction
+    if (which === 'claims') env.transactionSync(() => batch.forEach((f) => db.putSync(f.key, { ...(db.get(f.key) as ClaimRecord), state: 'committed' })))
+  }
+  await env.close()
+}
+
+async function lmdb(which: 'claims' | 'dedup', layout: 'compact' | 'old') {
   const dir = mkdtempSync(join(tmpdir(), 'cdp-state-size-'))
   try {
     const config = loadConfig({ overrides: { dataDir: dir, logLevel: 'silent', state: { backend: 'lmdb', lmdbPath: join(dir, 'state'), lmdbSync: false } } })
     const stores = await createStateStores(config)
-    const before = dirBytes(config.state.lmdbPath)
-    await fill(stores, which)
     await stores.close()
+    const before = dirBytes(config.state.lmdbPath)
+    if (layout === 'compact') {
+      const s = await createStateStores(config)
+      await fill(s, which)
+      await s.close()
+    } else await fillOldLayout(config.state.lmdbPath, which)
     const after = dirBytes(config.state.lmdbPath)
-    return { allocated: (after.allocated - before.allocated) / N, length: (after.length - before.length) / N }
+    const env = openEnv(config.state.lmdbPath, false)
+    const name = layout === 'compact' ? `${which}.v2` : which
+    const st = env.openDB({ name, keyEncoding: layout === 'compact' ? 'binary' : 'ordered-binary' }).getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number; treeDepth: number }
+    await env.close()
+    const pages = st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages
+    return { tree: (pages * st.pageSize) / N, allocated: (after.allocated - before.allocated) / N, depth: st.treeDepth }
   } finally { rmSync(dir, { recursive: true, force: true }) }
 }
 
@@ -75,22 +112,25 @@ async function usedMemory(r: Redis): Promise<number> {
   return Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0)
 }
 
-async function redis(which: 'claims' | 'dedup') {
+async function redis(which: 'claims' | 'dedup', bucketBits: number) {
   const prefix = `statesize_${run}_${which}`
   const config = loadConfig({ overrides: { logLevel: 'silent', state: { backend: 'redis' }, keys: { prefix } } })
   const r = new Redis(config.state.redisUrl)
   try {
-    const stores = await createStateStores(config)
+    const stores = createRedisStateStores({ url: config.state.redisUrl, prefix, bucketBits, ...redisSecurity(config.state) })
     const before = await usedMemory(r)
     await fill(stores, which)
     const after = await usedMemory(r)
     await stores.close()
-    const sample: number[] = []
-    const kind = which === 'claims' ? 'claim' : 'dedup'
-    for (let i = 0; i < N; i += Math.max(1, Math.floor(N / 500))) {
-      sample.push(Number(await r.call('MEMORY', 'USAGE', `${prefix}:${kind}:${fact(i).key}`, 'SAMPLES', '0')))
-    }
-    return { memoryUsage: sample.reduce((a, b) => a + b, 0) / sample.length, usedMemory: (after - before) / N }
+    let total = 0
+    let buckets = 0
+    let cursor = '0'
+    do {
+      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+      cursor = next
+      for (const k of keys) { total += Number(await r.call('MEMORY', 'USAGE', k, 'SAMPLES', '0')); buckets++ }
+    } while (cursor !== '0')
+    return { memoryUsage: total / N, usedMemory: (after - before) / N, buckets, encoding: await sampleEncoding(r, prefix) }
   } finally {
     let cursor = '0'
     do {
@@ -102,6 +142,16 @@ async function redis(which: 'claims' | 'dedup') {
   }
 }
 
+async function sampleEncoding(r: Redis, prefix: string): Promise<string> {
+  let cursor = '0'
+  do {
+    const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000)
+    if (keys[0] !== undefined) return String(await r.object('ENCODING', keys[0]))
+    cursor = next
+  } while (cursor !== '0')
+  return '-'
+}
+
 async function main() {
   const load = loadavg()
   const sampleFact = fact(0)
@@ -109,15 +159,21 @@ async function main() {
   console.log('| backend | store | bytes per fact | measured as |')
   console.log('|---|---|---:|---|')
   const lines: string[] = []
-  for (const which of ['claims', 'dedup'] as const) {
-    const l = await lmdb(which)
-    console.log(`| LMDB | ${which} | ${l.allocated.toFixed(0)} | data file blocks allocated (file length: ${l.length.toFixed(0)}) |`)
-    lines.push(`bytes_per_fact lmdb ${which} ${l.allocated.toFixed(0)}`)
+  for (const [layout, label] of [['compact', 'lmdb'], ['old', 'lmdb_old_layout']] as const) {
+    for (const which of ['claims', 'dedup'] as const) {
+      const l = await lmdb(which, layout)
+      console.log(`| LMDB${layout === 'old' ? ', layout before' : ''} | ${which} | ${l.tree.toFixed(0)} | B-tree pages x 4 KiB / facts, depth ${l.depth} (data file growth: ${l.allocated.toFixed(0)}) |`)
+      lines.push(`bytes_per_fact ${label} ${which} ${l.tree.toFixed(0)}`)
+    }
   }
-  for (const which of ['claims', 'dedup'] as const) {
-    const m = await redis(which)
-    console.log(`| Redis | ${which} | ${m.memoryUsage.toFixed(0)} | MEMORY USAGE per key (used_memory growth: ${m.usedMemory.toFixed(0)}) |`)
-    lines.push(`bytes_per_fact redis ${which} ${m.memoryUsage.toFixed(0)}`)
+  // ~64 facts per bucket: half of Redis's default listpack limit (128 entries)
+  const sized = Math.max(8, Math.round(Math.log2(N / 64)))
+  for (const [bits, label] of [[sized, 'redis'], [DEFAULT_BUCKET_BITS, 'redis_sparse']] as const) {
+    for (const which of ['claims', 'dedup'] as const) {
+      const m = await redis(which, bits)
+      console.log(`| Redis, ${bits} bucket bits | ${which} | ${m.memoryUsage.toFixed(0)} | MEMORY USAGE of the ${m.buckets} bucket hashes (${m.encoding}) / facts (used_memory growth: ${m.usedMemory.toFixed(0)}) |`)
+      lines.push(`bytes_per_fact ${label} ${which} ${m.memoryUsage.toFixed(0)}`)
+    }
   }
   console.log('')
   for (const l of lines) console.log(l)

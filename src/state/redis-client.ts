@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { Redis } from 'ioredis'
+import { Redis, type Cluster } from 'ioredis'
 import type { Config } from '../config/index.js'
 import { CdpError, wrapForeign } from '../errors.js'
 import { stateStoreErrorCode } from './errors.js'
@@ -58,7 +58,7 @@ export function createRedisClient(url: string, opts: RedisClientOptions = {}): R
 }
 
 /** quit politely when connected; drop the socket when never connected or when Redis is gone */
-export async function closeRedisClient(client: Redis): Promise<void> {
+export async function closeRedisClient(client: Redis | Cluster): Promise<void> {
   if (client.status === 'end') return
   if (client.status !== 'ready') {
     client.disconnect()
@@ -75,7 +75,7 @@ export async function closeRedisClient(client: Redis): Promise<void> {
  * Run one client call with the store's failure rules: fail at once while disconnected, and map
  * any error to a CdpError (state_store_unavailable, or internal_error for a script bug).
  */
-export async function redisCall<T>(client: Redis, op: string, fn: (client: Redis) => Promise<T>): Promise<T> {
+export async function redisCall<T, C extends Redis | Cluster>(client: C, op: string, fn: (client: C) => Promise<T>): Promise<T> {
   // 'wait' and 'connecting' queue the command until the (first) connection is up; after a
   // failure ('reconnecting') or close there is nothing to wait for
   if (client.status === 'reconnecting' || client.status === 'close' || client.status === 'end') {
@@ -88,12 +88,17 @@ export async function redisCall<T>(client: Redis, op: string, fn: (client: Redis
   }
 }
 
-export async function pingRedis(client: Redis): Promise<boolean> {
+export async function pingRedis(client: Redis | Cluster): Promise<boolean> {
   try {
     return (await redisCall(client, 'ping', (c) => c.ping())) === 'PONG'
   } catch {
     return false
   }
+}
+
+interface BufferEval {
+  evalshaBuffer(sha: string, numKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown>
+  evalBuffer(source: string, numKeys: number, ...args: (string | number | Buffer)[]): Promise<unknown>
 }
 
 /** A Lua script run with EVALSHA, loaded with EVAL the first time a server does not know it. */
@@ -104,13 +109,29 @@ export class RedisScript {
     this.sha = createHash('sha1').update(source).digest('hex')
   }
 
-  run(client: Redis, keys: string[], args: (string | number)[]): Promise<unknown> {
+  run(client: Redis | Cluster, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
     return redisCall(client, this.name, async (c) => {
       try {
         return await c.evalsha(this.sha, keys.length, ...keys, ...args)
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
         return await c.eval(this.source, keys.length, ...keys, ...args)
+      }
+    })
+  }
+
+  /**
+   * The same, with the reply's strings as Buffers (binary records). ioredis makes evalshaBuffer
+   * and evalBuffer at run time (auto-pipelined like evalsha) but does not declare them.
+   */
+  runBuffer(client: Redis | Cluster, keys: string[], args: (string | number | Buffer)[]): Promise<unknown> {
+    return redisCall(client, this.name, async (c) => {
+      const b = c as unknown as BufferEval
+      try {
+        return await b.evalshaBuffer(this.sha, keys.length, ...keys, ...args)
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err
+        return await b.evalBuffer(this.source, keys.length, ...keys, ...args)
       }
     })
   }

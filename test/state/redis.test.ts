@@ -1,7 +1,7 @@
 import t from 'tap'
 import { Redis } from 'ioredis'
 import { createStateStores } from '../../src/state/index.js'
-import { createRedisStateStores } from '../../src/state/redis.js'
+import { createRedisStateStores, factSlot } from '../../src/state/redis.js'
 import { redisSecurity } from '../../src/state/redis-client.js'
 import { testConfig } from '../helpers/config.js'
 import { stateContract } from './contract.js'
@@ -48,7 +48,7 @@ void t.test('redis: claim leases are judged on the server clock, whatever the ca
   t.same(await claim(behind, -skew, '["acme","pos","live"]', 'evt_1'), { outcome: 'claimed', eventId: 'evt_1', takeover: false })
   const after = await serverMs(redis)
   t.same(await claim(ahead, 10 * skew, '["acme","pos","live"]', 'evt_2'), { outcome: 'in_flight', eventId: 'evt_1' })
-  const at = Number(await redis.hget(`${config.keys.prefix}:claim:["acme","pos","live"]`, 't'))
+  const at = (await behind.claims.get('["acme","pos","live"]'))!.claimedAt
   t.ok(at >= before && at <= after, `the claim is stamped with the server's time (${before} <= ${at} <= ${after}), not the caller's`)
 })
 
@@ -62,7 +62,7 @@ void t.test('redis: an abandoned claim is taken over once the lease passed on th
   const k = '["acme","pos","abandoned"]'
   const LEASE = 20
   t.same(await stores.claims.claimMany([{ key: k, eventId: 'evt_1', fingerprint: 'f' }], Date.now(), LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: false }])
-  const stamped = Number(await redis.hget(`${config.keys.prefix}:claim:${k}`, 't'))
+  const stamped = (await stores.claims.get(k))!.claimedAt
   // wait for the server's clock, not ours
   while (await serverMs(redis) <= stamped + LEASE) await new Promise((r) => setTimeout(r, 5))
   t.same(await stores.claims.claimMany([{ key: k, eventId: 'evt_2', fingerprint: 'f' }], 0, LEASE), [{ outcome: 'claimed', eventId: 'evt_1', takeover: true }],
@@ -79,10 +79,12 @@ void t.test('redis: every key lives under the configured prefix', async (t) => {
   await stores.keys.putKey({ id: 'k', tenant: 'acme', secretHash: 'x', permissions: [], sources: [], createdAt: '2026-01-01T00:00:00Z', expiresAt: null, revokedAt: null, label: null })
   const redis = new Redis(config.state.redisUrl)
   t.teardown(() => redis.quit())
+  // a fact's claim and dedup buckets carry the same hash tag (one cluster slot)
+  const slot = factSlot('["acme","pos","1"]')
   t.same((await redis.keys(`${config.keys.prefix}:*`)).sort(), [
     `${config.keys.prefix}:apikeys`,
-    `${config.keys.prefix}:claim:["acme","pos","1"]`,
-    `${config.keys.prefix}:dedup:["acme","pos","1"]`,
+    `${config.keys.prefix}:c${slot.suffix}`,
+    `${config.keys.prefix}:d${slot.suffix}`,
   ])
 })
 
