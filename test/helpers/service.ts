@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import type { Config } from '../../src/config/index.js'
-import { createLogger } from '../../src/observability/logger.js'
+import { createLogger, type Logger } from '../../src/observability/logger.js'
 import { Resources } from '../../src/app/resources.js'
 import { buildShared, type Shared } from '../../src/app/shared.js'
 import { buildApi } from '../../src/app/api.js'
@@ -22,8 +22,8 @@ export interface TestService {
   stop(): Promise<void>
 }
 
-export async function startService(t: TestContext, config: Readonly<Config>, opts: { start?: boolean } = {}): Promise<TestService> {
-  const log = createLogger({ logLevel: 'silent' })
+export async function startService(t: TestContext, config: Readonly<Config>, opts: { start?: boolean; log?: Logger } = {}): Promise<TestService> {
+  const log = opts.log ?? createLogger({ logLevel: 'silent' })
   const res = new Resources()
   let stopped = false
   const stop = async () => { if (!stopped) { stopped = true; await res.close() } }

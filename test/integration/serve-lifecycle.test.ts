@@ -109,6 +109,55 @@ void t.test('after a crash the API answers before the consumer has joined its gr
   t.equal(await proc.exited, 0, 'clean exit')
 })
 
+void t.test('the service itself SIGKILLed under load and started again on its data dir: it listens before its consumer rejoins', async (t) => {
+  // the killed process stays in the group for its session: the restarted consumer waits that long
+  const s = await setup(t, { consumer: { sessionTimeoutMs: 30_000 } })
+  const first = s.start()
+  await waitFor('the first serve to be ready', async () => {
+    if (first.child.exitCode !== null) throw new Error(`serve exited early:\n${first.output()}`)
+    const x = await get(`${s.url}/readyz`)
+    return x?.status === 200 ? true : undefined
+  }, 60_000, 200)
+  const post = (id: string) => fetch(`${s.url}/v1/cdp/events`, {
+    method: 'POST', headers: { authorization: `Bearer ${s.ingestKey}`, 'content-type': 'application/json' }, body: JSON.stringify(event(id)),
+  })
+  // load while it dies: requests in flight, the consumer in the middle of its batches
+  let stop = false
+  let sent = 0
+  const load = (async () => {
+    while (!stop) { await post(`load-${sent++}`).then((r) => r.text(), () => undefined) }
+  })()
+  await waitFor('some events accepted', async () => (sent > 50 ? true : undefined), 30_000, 50)
+  first.kill('SIGKILL')
+  await first.exited
+  stop = true
+  await load
+
+  const second = s.start()
+  const health = await waitFor('the restarted API to answer /healthz', async () => {
+    if (second.child.exitCode !== null) throw new Error(`serve exited early:\n${second.output()}`)
+    return await get(`${s.url}/healthz`)
+  }, 60_000, 100)
+  t.equal(health.status, 200)
+  // the order, not a stopwatch: readiness still names the consumer as missing, and an event is
+  // accepted, while the group waits for the killed member
+  const ready = await get(`${s.url}/readyz`)
+  t.equal(ready?.status, 503, 'not ready yet')
+  t.match(JSON.parse(ready?.body ?? '{}'), { checks: { consumer: false, kafka: true, stateStore: true, clickhouse: true } }, 'readiness says the consumer is what is missing')
+  const r = await post('after-restart')
+  t.equal(r.status, 202, await r.text())
+  t.notMatch(second.output(), /consumer running/, 'the consumer had not rejoined when the API listened and accepted')
+  t.notMatch(second.output(), /Cannot lock|lock file/i, 'nothing the killed process held blocked the start')
+
+  await waitFor('the consumer to rejoin once the killed member expired', async () => {
+    const x = await get(`${s.url}/readyz`)
+    return x?.status === 200 ? true : undefined
+  }, 90_000, 500)
+  t.match(second.output(), /consumer running/)
+  second.kill('SIGTERM')
+  t.equal(await second.exited, 0, 'clean exit')
+})
+
 void t.test('SIGTERM while the consumer is still joining: the drain ends the process cleanly', async (t) => {
   const s = await setup(t, { shutdown: { deadlineMs: 15_000 } })
   await ensureTopics(createKafka(s.cfg, createLogger({ logLevel: 'silent' }), '-test'), s.cfg)
