@@ -6,11 +6,10 @@
  *   dedup   checkMany (the consumer's first-fact record)
  * and measures what they occupy:
  *   LMDB    pages of the store's B-tree (branch + leaf + overflow, x page size) / facts: the size a
- *           large store converges to; and growth of the data file (allocated blocks), which at
- *           this N also counts the pages copy-on-write freed and LMDB will reuse (random digest
- *           keys touch most pages in every transaction of a small tree). Both for the current
- *           layout and for the layout before it (JSON tuple keys, msgpack records: written as the
- *           old code did, into the databases it used), in fresh dirs.
+ *           large store converges to; and growth of the data file (allocated blocks), which also
+ *           counts pages copy-on-write freed and LMDB will reuse. LMDB keeps the JSON tuple as key
+ *           and msgpack records (see docs/SCALING.md: compact digest keys cost the API a quarter of
+ *           its batch throughput there, in CPU and page locality).
  *   Redis   MEMORY USAGE summed over every bucket hash written, divided by the facts, and INFO
  *           used_memory growth (noisier: the Redis is shared); the keys are deleted afterwards.
  *           Twice: with the default bucket bits (at this N buckets hold one or two facts: a small
@@ -27,8 +26,6 @@ import { Redis } from 'ioredis'
 import { loadConfig } from '../src/config/index.js'
 import { createStateStores, type StateStores } from '../src/state/index.js'
 import { openEnv } from '../src/state/lmdb-env.js'
-import type { ClaimRecord } from '../src/state/rules.js'
-import type { FactRef } from '../src/state/types.js'
 import { createRedisStateStores, DEFAULT_BUCKET_BITS } from '../src/state/redis.js'
 import { redisSecurity } from '../src/state/redis-client.js'
 import { encodeKey } from '../src/avro/key.js'
@@ -70,37 +67,19 @@ function dirBytes(path: string): { allocated: number; length: number } {
   return { allocated, length }
 }
 
-/** what the code before compact records did per fact: msgpack records under the JSON tuple */
-async function fillOldLayout(path: string, which: 'claims' | 'dedup'): Promise<void> {
-  const env = openEnv(path, false)
-  const db = env.openDB<ClaimRecord | FactRef, string>({ name: which })
-  for (let i = 0; i < N; i += CHUNK) {
-    const batch = Array.from({ length: Math.min(CHUNK, N - i) }, (_, j) => fact(i + j))
-    env.transactionSync(() => batch.forEach((f, j) => db.putSync(f.key, which === 'claims'
-      ? { state: 'pending', eventId: f.eventId, fingerprint: f.fingerprint, claimedAt: Date.now() }
-      : { eventId: f.eventId, fingerprint: f.fingerprint, partition: (i + j) % 12, offset: String(1_000_000 + i + j) })))
-    // the commit rewrote each claim in its own transaction
-    if (which === 'claims') env.transactionSync(() => batch.forEach((f) => db.putSync(f.key, { ...(db.get(f.key) as ClaimRecord), state: 'committed' })))
-  }
-  await env.close()
-}
-
-async function lmdb(which: 'claims' | 'dedup', layout: 'compact' | 'old') {
+async function lmdb(which: 'claims' | 'dedup') {
   const dir = mkdtempSync(join(tmpdir(), 'cdp-state-size-'))
   try {
     const config = loadConfig({ overrides: { dataDir: dir, logLevel: 'silent', state: { backend: 'lmdb', lmdbPath: join(dir, 'state'), lmdbSync: false } } })
     const stores = await createStateStores(config)
     await stores.close()
     const before = dirBytes(config.state.lmdbPath)
-    if (layout === 'compact') {
-      const s = await createStateStores(config)
-      await fill(s, which)
-      await s.close()
-    } else await fillOldLayout(config.state.lmdbPath, which)
+    const s = await createStateStores(config)
+    await fill(s, which)
+    await s.close()
     const after = dirBytes(config.state.lmdbPath)
     const env = openEnv(config.state.lmdbPath, false)
-    const name = layout === 'compact' ? `${which}.v2` : which
-    const st = env.openDB({ name, keyEncoding: layout === 'compact' ? 'binary' : 'ordered-binary' }).getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number; treeDepth: number }
+    const st = env.openDB({ name: which }).getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number; treeDepth: number }
     await env.close()
     const pages = st.treeBranchPageCount + st.treeLeafPageCount + st.overflowPages
     return { tree: (pages * st.pageSize) / N, allocated: (after.allocated - before.allocated) / N, depth: st.treeDepth }
@@ -159,12 +138,10 @@ async function main() {
   console.log('| backend | store | bytes per fact | measured as |')
   console.log('|---|---|---:|---|')
   const lines: string[] = []
-  for (const [layout, label] of [['compact', 'lmdb'], ['old', 'lmdb_old_layout']] as const) {
-    for (const which of ['claims', 'dedup'] as const) {
-      const l = await lmdb(which, layout)
-      console.log(`| LMDB${layout === 'old' ? ', layout before' : ''} | ${which} | ${l.tree.toFixed(0)} | B-tree pages x 4 KiB / facts, depth ${l.depth} (data file growth: ${l.allocated.toFixed(0)}) |`)
-      lines.push(`bytes_per_fact ${label} ${which} ${l.tree.toFixed(0)}`)
-    }
+  for (const which of ['claims', 'dedup'] as const) {
+    const l = await lmdb(which)
+    console.log(`| LMDB | ${which} | ${l.tree.toFixed(0)} | B-tree pages x 4 KiB / facts, depth ${l.depth} (data file growth: ${l.allocated.toFixed(0)}) |`)
+    lines.push(`bytes_per_fact lmdb ${which} ${l.tree.toFixed(0)}`)
   }
   // ~64 facts per bucket: half of Redis's default listpack limit (128 entries)
   const sized = Math.max(8, Math.round(Math.log2(N / 64)))

@@ -1,6 +1,6 @@
 /**
  * The compact on-disk / in-memory form of claims and dedup records (issue 10 item 5), shared by
- * the LMDB and Redis stores. Dedup is permanent, so every byte per fact is paid forever.
+ * the Redis stores (LMDB keeps tuple keys and msgpack: docs/BENCHMARKS.md). Dedup is permanent, so every byte per fact is paid forever.
  *
  * Key: the first 16 bytes (128 bits) of sha256 over the canonical FactKey text (src/avro/key.ts),
  * instead of the ~47-byte JSON tuple stored in full (twice: once per store).
