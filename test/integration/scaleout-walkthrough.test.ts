@@ -62,12 +62,12 @@ void t.test('the scale-out walk-through of the README', async (t) => {
   }))
   const ch = { CLICKHOUSE_PASSWORD: token }
 
-  // 3. two consumers (they create the schema), then two API roles, one of them with two workers
+  // 3. two consumers (they create the schema), then two API roles: one process, and two workers
   // each consumer's health and metrics on a port of its own (README: 9101, 9102)
   const [opsA, opsB] = [await freePort(), await freePort()]
   run(['serve', '--role', 'consumer'], { ...ch, CDP_CONSUMER_PORT: String(opsA) })
   run(['serve', '--role', 'consumer'], { ...ch, CDP_CONSUMER_PORT: String(opsB) })
-  run(['serve', '--role', 'api'], { ...ch, CDP_PORT: String(apiA) })
+  run(['serve', '--role', 'api', '--workers', '1'], { ...ch, CDP_PORT: String(apiA) })
   run(['serve', '--role', 'api', '--workers', '2'], { ...ch, CDP_PORT: String(apiB) })
   for (const port of [apiA, apiB]) {
     await waitFor(`API on ${port} ready`, async () => {
