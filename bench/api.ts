@@ -45,6 +45,8 @@ const { values } = parseArgs({ options: {
   // the API child from the compiled build (dist/, `npm run build` first): what production runs,
   // without tsx's compiler in memory (about 100 MB of RSS)
   built: { type: 'boolean', default: false },
+  // extra node flags for the API child only, e.g. --node-args=--max-old-space-size=192
+  'node-args': { type: 'string', default: '' },
 } })
 const seconds = Number(values.seconds)
 const connections = Number(values.connections)
@@ -182,7 +184,8 @@ async function main() {
     const first = await next() as { port: number; key: string }
     return { child, next, ...first }
   }
-  const api = await startChild(['--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], prof, values.built)
+  const nodeArgs = (values['node-args'] ?? '').split(' ').filter((a) => a !== '')
+  const api = await startChild(['--serve', run, '--lmdb-sync', values['lmdb-sync'] ?? 'true', '--workers', values.workers ?? '1'], [...prof, ...nodeArgs], values.built)
   const echo = await startChild(['--echo', '--serve', `${run}echo`])
   const statsOf = async (t: typeof api) => { t.child.stdin.write('?\n'); return await t.next() as unknown as Stats }
   const stats = () => statsOf(api)
@@ -268,7 +271,7 @@ async function main() {
   const med = (rows: Row[], k: keyof Omit<Row, 'name'>) => median(rows.map((x) => x[k]))
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`
   console.log(`\nmachine: ${machine}; broker on the same machine; load average (1/5/15 min) at start ${load0.map((x) => x.toFixed(1)).join(' ')}, at end ${load1.map((x) => x.toFixed(1)).join(' ')}`)
-  console.log(`${rounds} rounds of ${seconds} s per phase, medians; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers} (${values.built ? 'compiled build' : 'tsx'}); Kafka client: ${config.kafka.client}`)
+  console.log(`${rounds} rounds of ${seconds} s per phase, medians; LMDB fsync per commit: ${values['lmdb-sync'] !== 'false'}; API processes: ${values.workers} (${values.built ? 'compiled build' : 'tsx'}${nodeArgs.length > 0 ? `, ${nodeArgs.join(' ')}` : ''}); Kafka client: ${config.kafka.client}`)
   console.log('| workload | connections | events/s | p50 ms | p99 ms | non-2xx (sum) | server CPU µs/event | events/s ÷ ceiling (per-round median) |')
   console.log('|---|---|---:|---:|---:|---:|---:|---:|')
   const line = (name: string, c: number, rows: Row[], ratio: string) =>
