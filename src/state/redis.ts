@@ -97,6 +97,16 @@ end
 -- (\`<prefix>:claim:\` or \`<prefix>:dedup:\`); those keys are not in KEYS: only a single Redis
 -- holds them, where undeclared keys are allowed (a Cluster client passes '')
 local function plen(v, i) return 2 + string.byte(v, i + 1) end
+-- the start of one item in the batch argument (scriptItem): bucket field (fl bytes), fingerprint,
+-- event id; and where the rest of the item (or the next) starts
+local function item(blob, ix, fl)
+  local f = string.sub(blob, ix, ix + fl - 1)
+  ix = ix + fl
+  local fp = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  ix = ix + #fp
+  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
+  return f, fp, eid, ix + #eid
+end
 local lpre = ARGV[1]
 local legacy = lpre ~= ''
 local n = #KEYS
@@ -127,12 +137,8 @@ local out = {}
 local function put(code, kind, data) out[#out + 1] = code; out[#out + 1] = kind; out[#out + 1] = data end
 for i = 1, n do
   local k = KEYS[i]
-  local f = string.sub(blob, ix, ix + fl - 1)
-  ix = ix + fl
-  local fp = string.sub(blob, ix, ix + flen(blob, ix) - 1)
-  ix = ix + #fp
-  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
-  ix = ix + #eid
+  local f, fp, eid
+  f, fp, eid, ix = item(blob, ix, fl)
   local rkey, rfp, reid
   if legacy then
     rkey, rat = lp(raw, rat)
@@ -243,12 +249,8 @@ local function put(code, kind, a, b, c, d)
 end
 for i = 1, n do
   local k = KEYS[i]
-  local f = string.sub(blob, ix, ix + fl - 1)
-  ix = ix + fl
-  local fp = string.sub(blob, ix, ix + flen(blob, ix) - 1)
-  ix = ix + #fp
-  local eid = string.sub(blob, ix, ix + flen(blob, ix) - 1)
-  ix = ix + #eid
+  local f, fp, eid
+  f, fp, eid, ix = item(blob, ix, fl)
   local pos = string.sub(blob, ix, ix + plen(blob, ix) - 1)
   ix = ix + #pos
   local rkey, rfp, part, off
