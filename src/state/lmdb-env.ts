@@ -1,15 +1,15 @@
 /**
  * Shared LMDB plumbing for the state stores and the identity graph: opening an environment,
  * keys that fit LMDB's key size limit, and a write queue that runs every write made in one
- * event-loop turn as ONE transaction.
+ * event-loop turn as ONE synchronous transaction.
  *
- * The transaction is lmdb-js's asynchronous one: our callback runs on the main thread (reads and
- * decisions see the transaction's own writes, so check-and-set stays atomic), while the commit and
- * the fsync run on lmdb's write thread. Until issue 10 this was `transactionSync`, which held the
- * event loop for the commit and its fsync: a quarter of the API's CPU profile under load. With
- * `sync` (the default) a queued write resolves only once its commit is flushed to disk
- * (`env.flushed`), as durable as before; each queued operation still runs in arrival order, so
- * "decided in order" holds across calls too.
+ * Why transactionSync and not lmdb's async `transaction()`: the async one was measured (issue 10,
+ * docs/BENCHMARKS.md) and gained only a few percent for batches, and when its commit fails (state
+ * volume full: EIO) lmdb-js rejects an internal `commitError` promise that nothing can catch, so
+ * the process exits instead of answering 503 (the fault suite's state-full scenario). A
+ * synchronous transaction blocks the event loop for the commit, so concurrent callers are
+ * coalesced: one commit per turn instead of one per request. Each queued operation still runs in
+ * arrival order, so "decided in order" holds across calls too.
  */
 import { createHash } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
@@ -50,7 +50,6 @@ export class WriteQueue {
   #queue: QueuedOp[] = []
   #scheduled = false
   #closed = false
-  #inFlight = 0
   #idle: (() => void)[] = []
 
   constructor(private readonly env: RootDatabase, private readonly what: string) {}
@@ -62,54 +61,43 @@ export class WriteQueue {
       this.#queue.push({ fn, resolve: resolve as (v: unknown) => void, reject })
       if (!this.#scheduled) {
         this.#scheduled = true
-        setImmediate(() => { void this.#flush() })
+        setImmediate(() => this.#flush())
       }
     })
   }
 
-  async #flush(): Promise<void> {
+  #flush(): void {
     this.#scheduled = false
     const ops = this.#queue
     this.#queue = []
-    this.#inFlight++
-    // one outcome per operation: each runs in a child transaction of the turn's transaction, so
-    // one that throws is rolled back and fails alone, and the later ones see the earlier ones' writes
-    const outcomes: { ok: boolean; value: unknown }[] = []
+    const results: unknown[] = []
     try {
-      await this.env.transaction(() => {
-        for (const op of ops) {
-          try {
-            outcomes.push({ ok: true, value: this.env.childTransaction(op.fn) })
-          } catch (err) {
-            outcomes.push({ ok: false, value: err })
-          }
+      this.env.transactionSync(() => {
+        for (const op of ops) results.push(op.fn())
+      })
+      ops.forEach((op, i) => op.resolve(results[i]))
+    } catch {
+      // the transaction was aborted as a whole, nothing of this turn was written: run each
+      // operation alone so one caller's failure does not fail the others
+      for (const op of ops) {
+        try {
+          op.resolve(this.env.transactionSync(() => op.fn()))
+        } catch (err) {
+          op.reject(wrapForeign(err, `lmdb ${this.what}`, stateStoreErrorCode))
         }
-      })
-      // durable before anyone is told: with `sync` this waits for the fsync (on lmdb's thread);
-      // without it (noSync) there is nothing to wait for and it resolves at the commit
-      await this.env.flushed
-      ops.forEach((op, i) => {
-        const o = outcomes[i]!
-        if (o.ok) op.resolve(o.value)
-        else op.reject(wrapForeign(o.value, `lmdb ${this.what}`, stateStoreErrorCode))
-      })
-    } catch (err) {
-      // the commit failed (disk full, environment closed): nothing of this turn was written
-      for (const op of ops) op.reject(wrapForeign(err, `lmdb ${this.what}`, stateStoreErrorCode))
-    } finally {
-      this.#inFlight--
-      this.#settled()
+      }
     }
+    this.#settled()
   }
 
   #settled(): void {
-    if (this.#queue.length === 0 && !this.#scheduled && this.#inFlight === 0) for (const fn of this.#idle.splice(0)) fn()
+    if (this.#queue.length === 0 && !this.#scheduled) for (const fn of this.#idle.splice(0)) fn()
   }
 
   /** stop accepting work and wait for queued work to commit */
   async close(): Promise<void> {
     this.#closed = true
-    if (this.#queue.length === 0 && !this.#scheduled && this.#inFlight === 0) return
+    if (this.#queue.length === 0 && !this.#scheduled) return
     await new Promise<void>((resolve) => this.#idle.push(resolve))
   }
 }
