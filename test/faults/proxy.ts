@@ -29,6 +29,17 @@ export interface TcpProxy {
   close(): Promise<void>
 }
 
+/** listen on 127.0.0.1 (port 0: any free one); resolves with the port taken */
+async function listenLocal(server: Pick<Server, 'once' | 'listen' | 'address'>, port: number): Promise<number> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, '127.0.0.1', () => resolve())
+  })
+  const addr = server.address()
+  if (addr === null || typeof addr !== 'object') throw new Error('proxy: no address')
+  return addr.port
+}
+
 export async function startProxy(target: { host?: string; port: number }, listenPort = 0): Promise<TcpProxy> {
   let mode: ProxyMode = { kind: 'pass' }
   const stats: ProxyStats = { connections: 0, dropped: 0, resets: 0 }
@@ -70,15 +81,10 @@ export async function startProxy(target: { host?: string; port: number }, listen
     pipeDelayed(client, upstream, false, client)
     pipeDelayed(upstream, client, true, upstream)
   })
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(listenPort, '127.0.0.1', () => resolve())
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr !== 'object') throw new Error('proxy: no address')
+  const port = await listenLocal(server, listenPort)
   return {
-    port: addr.port,
-    url: `http://127.0.0.1:${addr.port}`,
+    port,
+    url: `http://127.0.0.1:${port}`,
     stats,
     set(m) {
       mode = m
@@ -117,15 +123,10 @@ export async function startHttpProxy(target: { port: number }): Promise<TcpProxy
     req.pipe(up)
   })
   server.keepAliveTimeout = 1000
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => resolve())
-  })
-  const addr = server.address()
-  if (addr === null || typeof addr !== 'object') throw new Error('proxy: no address')
+  const port = await listenLocal(server, 0)
   return {
-    port: addr.port,
-    url: `http://127.0.0.1:${addr.port}`,
+    port,
+    url: `http://127.0.0.1:${port}`,
     stats,
     set(m) { mode = m },
     close: async () => {
