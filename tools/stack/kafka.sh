@@ -108,6 +108,13 @@ kafka_ready() { tcp_open "$KAFKA_PORT" && kafka_admin_ok; }
 wait_kafka() {  # pid
   await_ready kafka "$1" "$KAFKA_START_TIMEOUT" kafka_ready "broker did not answer on 127.0.0.1:$KAFKA_PORT"
 }
+new_cluster_id() {  # 16 random bytes, base64url without padding, never starting with '-'
+  local id
+  while :; do
+    id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
+    [[ $id != -* ]] && { printf '%s' "$id"; return 0; }
+  done
+}
 start_kafka() {
   local t0 pid; t0=$(now_us)
   if pid=$(our_pid kafka); then
@@ -117,12 +124,15 @@ start_kafka() {
   write_kafka_config
   local d=$STACK_DIR/kafka
   if [[ ! -f $d/data/meta.properties ]]; then
-    [[ -s $d/cluster.id ]] || head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$d/cluster.id"
+    # a base64url id may start with '-', which kafka-storage's argument parser reads as an option
+    # (CI failed once on `-s_srt…`); Kafka's own Uuid.randomUuid draws again in that case, so do we,
+    # and pass the value as --cluster-id=… as well
+    [[ -s $d/cluster.id && $(head -c1 "$d/cluster.id") != "-" ]] || new_cluster_id >"$d/cluster.id"
     say "kafka: formatting storage $d/data (cluster id $(cat "$d/cluster.id"))"
     mkdir -p "$LOGS"
     "$KAFKA_JAVA" -Xmx256m -Dlog4j2.configurationFile="$d/tools-log4j2.properties" \
       -cp "$KAFKA_HOME_DIR/libs/*" kafka.tools.StorageTool format \
-      -t "$(cat "$d/cluster.id")" -c "$d/server.properties" --ignore-formatted >"$LOGS/kafka-format.log" 2>&1 \
+      --cluster-id="$(cat "$d/cluster.id")" -c "$d/server.properties" --ignore-formatted >"$LOGS/kafka-format.log" 2>&1 \
       || { cat "$LOGS/kafka-format.log" >&2; die "kafka: storage format failed"; }
   fi
   rm -f "$(pidfile kafka)"; rotate_log kafka
