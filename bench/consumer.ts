@@ -5,15 +5,18 @@
  * by side (the order alternates per round; each round has its own consumer groups, LMDB state and
  * ClickHouse databases, so every round does the whole work):
  *   pipeline  the consumer (decode, contract check, dedup, identity, ClickHouse inserts) drains the
- *             topic: events/s from start until all N rows are visible; once more with the writer's
- *             inserts forced one at a time (the write step before issue 10), for the comparison
+ *             topic: events/s from start until all N rows are visible; once more with one partition
+ *             batch processed at a time (`consumer.groupMaxRows` 0, the consumer before
+ *             src/pipeline/grouped.ts), for the comparison
  *   decode    the decode ceiling: the same runner (consumer group, fetch, per-partition batches)
  *             with a handler that only decodes
  *   insert    the ClickHouse ceiling: chDB inserting the same N events rows (writer.insertEvents,
  *             `consumer.flushMaxRows` per insert, one after another)
- * Then, once: end-to-end latency under load: an API process takes HTTP single events at `rate`/s
+ * Then end-to-end latency under load, twice (with the default grouping of small partition batches,
+ * and with every partition batch on its own): an API process takes HTTP single events at `rate`/s
  * while a consumer runs; per event, ingested_at - received_at (API receipt -> row written in
- * ClickHouse, an upper bound of "accepted -> queryable"), p50/p99 computed in ClickHouse.
+ * ClickHouse, an upper bound of "accepted -> queryable"), p50/p99 computed in ClickHouse, and how
+ * many processor batches (each one insert per table) the consumer made.
  * Ends with `ratio consumer_vs_insert|consumer_vs_decode <median of per-round ratios>` and
  * `p99_ms e2e <value>` (plus `rate e2e_accepted <events/s>`: what the machine sustained).
  */
@@ -35,7 +38,7 @@ import { buildConsumer } from '../src/app/consumer.js'
 import { SchemaCodec } from '../src/avro/codec.js'
 import { encodeKey } from '../src/avro/key.js'
 import { newEventId, type CdpEvent } from '../src/avro/event.js'
-import { createWriter, type ClickHouseWriter, type InsertOutcome } from '../src/clickhouse/writer.js'
+import { createWriter } from '../src/clickhouse/writer.js'
 import { runMigrations } from '../src/clickhouse/migrations.js'
 import type { EventRow } from '../src/clickhouse/rows.js'
 import { ConsumerRunner, consumerOptions } from '../src/kafka/index.js'
@@ -78,46 +81,29 @@ async function count(q: (sql: string) => Promise<string>, sql: string): Promise<
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2 }
 
 /** a config of its own for one phase of one round: group, state, database, key prefix */
-const phaseConfig = (tag: string) => loadConfig({ overrides: {
-  dataDir: dir, logLevel: 'silent',
+const phaseConfig = (tag: string, groupMaxRows?: number) => loadConfig({ overrides: {
+  dataDir: dir, logLevel: 'silent', ...(groupMaxRows === undefined ? {} : { consumer: { groupMaxRows } }),
   kafka: { topic: `cdp.benchc.${run}`, deadLetterTopic: `cdp.benchc.${run}.dlq`, consumerGroup: `benchc-${run}-${tag}` },
   clickhouse: { chdbPath: join(dir, 'chdb'), database: `bench_${run}_${tag}` },
   state: { lmdbPath: join(dir, `state-${tag}`) },
   keys: { prefix: `benchc_${run}_${tag}` },
 } })
 
-/**
- * The writer as it was before issue 10: one insert at a time (identities, merges, aliases, events
- * one after another). Pipeline rounds with it next to rounds without show what the concurrent
- * side-table inserts of write-step.ts gain on this machine.
- */
-function serializeWriter(w: ClickHouseWriter): void {
-  let chain: Promise<unknown> = Promise.resolve()
-  for (const m of ['insertEvents', 'insertIdentities', 'insertMerges', 'insertProfileAliases', 'insertDeadLetters'] as const) {
-    const original = w[m].bind(w) as (rows: readonly unknown[], o?: unknown) => Promise<InsertOutcome>
-    ;(w as unknown as Record<string, unknown>)[m] = (rows: readonly unknown[], o?: unknown) => {
-      const p = chain.then(() => original(rows, o))
-      chain = p.catch(() => undefined)
-      return p
-    }
-  }
-}
-
-async function pipeline(tag: string, serial = false): Promise<{ rate: number; timings: Record<string, number> }> {
-  const cfg = phaseConfig(tag)
+/** the consumer drains the topic; `grouped` false: one partition batch at a time (before grouped.ts) */
+async function pipeline(tag: string, grouped = true): Promise<{ rate: number; timings: Record<string, number>; batches: number }> {
+  const cfg = phaseConfig(tag, grouped ? undefined : 0)
   const res = new Resources()
   try {
     const shared = await buildShared(cfg, log, res)
     const p = await buildConsumer(shared, 'live')
     const ch = await shared.clickhouse()
-    if (serial) serializeWriter(ch.writer)
     const q = async (sql: string) => (await ch.client.query({ query: sql, format: 'TabSeparated' })).text()
     const t0 = Date.now()
     await p.start()
     while (await count(q, `SELECT count() FROM ${cfg.clickhouse.database}.events`) < N) await sleep(100)
     const rate = N / ((Date.now() - t0) / 1000)
     await p.runner.stop()
-    return { rate, timings: { ...p.processor.timings } }
+    return { rate, timings: { ...p.processor.timings }, batches: p.processor.batches }
   } finally { await res.close() }
 }
 
@@ -184,6 +170,48 @@ async function profiled<T>(name: string | undefined, fn: () => Promise<T>): Prom
   }
 }
 
+interface E2e { accepted: number; p50: string; p99: string; stored: string; batches: number }
+
+/** single events over HTTP at RATE/s into a separate API process while a consumer runs */
+async function e2e(tag: string, groupMaxRows: number | undefined): Promise<E2e> {
+  const e2eTopicRun = `${run}${tag}`
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./api.ts', import.meta.url)), '--serve', e2eTopicRun], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = createInterface({ input: child.stdout })
+  const { port, key } = await new Promise<{ port: number; key: string }>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as { port: number; key: string })))
+  const res2 = new Resources()
+  const cfg2 = loadConfig({ overrides: {
+    dataDir: dir, logLevel: 'silent',
+    kafka: { topic: `cdp.bench.${e2eTopicRun}`, deadLetterTopic: `cdp.bench.${e2eTopicRun}.dlq`, consumerGroup: `benche-${run}-${tag}` },
+    clickhouse: { chdbPath: join(dir, 'chdb'), database: `bench_${run}_e2e_${tag}` },
+    state: { lmdbPath: join(dir, `state-e2e-${tag}`) },
+    keys: { prefix: `benche_${run}_${tag}` },
+    ...(groupMaxRows === undefined ? {} : { consumer: { groupMaxRows } }),
+  } })
+  try {
+    const shared2 = await buildShared(cfg2, log, res2)
+    const p2 = await buildConsumer(shared2, 'live')
+    await p2.start()
+    let n = 0
+    const load = await autocannon({
+      url: `http://127.0.0.1:${port}`, connections: 64, duration: SECONDS, overallRate: RATE,
+      requests: [{ method: 'POST', path: '/v1/cdp/events', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: JSON.stringify({ source: 'brand.pos', externalEventId: `e-${n}`, eventType: 'purchase_completed',
+          identity: { email: `user${n++ % 5000}@example.com` }, properties: { order_id: 'o', amount: 1, currency: 'USD' } }) }) }],
+    })
+    const accepted = load['2xx']
+    const ch2 = await shared2.clickhouse()
+    const q2 = async (sql: string) => (await ch2.client.query({ query: sql, format: 'TabSeparated' })).text()
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline && await count(q2, `SELECT count() FROM ${cfg2.clickhouse.database}.events`) < accepted) await sleep(200)
+    const lat = (await q2(`SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(received_at) AS d FROM ${cfg2.clickhouse.database}.events)`)).trim().split('\t')
+    return { accepted, p50: lat[0]!, p99: lat[1]!, stored: lat[2]!, batches: p2.processor.batches }
+  } finally {
+    child.stdin.end()
+    await new Promise((r) => child.once('exit', r))
+    await res2.close()
+  }
+}
+
 async function main() {
   const load0 = loadavg()
   const rounds = Number(values.rounds)
@@ -211,15 +239,20 @@ async function main() {
   }))
 
   // 2. rounds: pipeline, decode ceiling, insert ceiling
-  const out = { pipeline: [] as number[], serial: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
+  const out = { pipeline: [] as number[], ungrouped: [] as number[], batches: [] as number[], ungroupedBatches: [] as number[], decode: [] as number[], insert: [] as number[], timings: [] as Record<string, number>[] }
   for (let r = 0; r < rounds; r++) {
     const phases: [string, () => Promise<void>][] = [
       ['pipeline', async () => {
         const x = await profiled(r === 0 ? 'consumer-pipeline' : undefined, () => pipeline(`p${r}`))
         out.pipeline.push(x.rate)
         out.timings.push(x.timings)
+        out.batches.push(x.batches)
       }],
-      ['pipeline, inserts one at a time', async () => { out.serial.push((await pipeline(`s${r}`, true)).rate) }],
+      ['pipeline, one partition batch at a time', async () => {
+        const x = await pipeline(`s${r}`, false)
+        out.ungrouped.push(x.rate)
+        out.ungroupedBatches.push(x.batches)
+      }],
       ['decode', async () => { out.decode.push(await decodeOnly(`d${r}`)) }],
       ['insert', async () => { out.insert.push(await insertOnly(`i${r}`, rows)) }],
     ]
@@ -228,48 +261,26 @@ async function main() {
       process.stderr.write(`round ${r + 1}: ${name}\n`)
       await phase()
     }
-    process.stderr.write(`round ${r + 1}: pipeline ${out.pipeline[r]!.toFixed(0)}, serial inserts ${out.serial[r]!.toFixed(0)}, decode ${out.decode[r]!.toFixed(0)}, insert ${out.insert[r]!.toFixed(0)} events/s\n`)
+    process.stderr.write(`round ${r + 1}: pipeline ${out.pipeline[r]!.toFixed(0)}, one partition at a time ${out.ungrouped[r]!.toFixed(0)} (processor batches ${out.batches[r]} vs ${out.ungroupedBatches[r]}), decode ${out.decode[r]!.toFixed(0)}, insert ${out.insert[r]!.toFixed(0)} events/s\n`)
   }
 
-  // 3. end-to-end latency under load through a separate API process
-  process.stderr.write(`end to end: ${RATE} events/s over HTTP for ${SECONDS} s\n`)
-  const e2eTopicRun = `${run}e`
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./api.ts', import.meta.url)), '--serve', e2eTopicRun], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const lines = createInterface({ input: child.stdout })
-  const { port, key } = await new Promise<{ port: number; key: string }>((resolve) => lines.once('line', (l) => resolve(JSON.parse(l) as { port: number; key: string })))
-  const res2 = new Resources()
-  const cfg2 = loadConfig({ overrides: {
-    dataDir: dir, logLevel: 'silent',
-    kafka: { topic: `cdp.bench.${e2eTopicRun}`, deadLetterTopic: `cdp.bench.${e2eTopicRun}.dlq`, consumerGroup: `benche-${run}` },
-    clickhouse: { chdbPath: join(dir, 'chdb'), database: `bench_${run}_e2e` },
-    state: { lmdbPath: join(dir, 'state-e2e') },
-    keys: { prefix: `benche_${run}` },
-  } })
-  const shared2 = await buildShared(cfg2, log, res2)
-  const p2 = await buildConsumer(shared2, 'live')
-  await p2.start()
-  let n = 0
-  const load = await autocannon({
-    url: `http://127.0.0.1:${port}`, connections: 64, duration: SECONDS, overallRate: RATE,
-    requests: [{ method: 'POST', path: '/v1/cdp/events', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      setupRequest: (req) => ({ ...req, body: JSON.stringify({ source: 'brand.pos', externalEventId: `e-${n}`, eventType: 'purchase_completed',
-        identity: { email: `user${n++ % 5000}@example.com` }, properties: { order_id: 'o', amount: 1, currency: 'USD' } }) }) }],
-  })
-  const accepted = load['2xx']
-  const ch2 = await shared2.clickhouse()
-  const q2 = async (sql: string) => (await ch2.client.query({ query: sql, format: 'TabSeparated' })).text()
-  const deadline = Date.now() + 60_000
-  while (Date.now() < deadline && await count(q2, `SELECT count() FROM ${cfg2.clickhouse.database}.events`) < accepted) await sleep(200)
-  const lat = (await q2(`SELECT quantileExact(0.5)(d), quantileExact(0.99)(d), count() FROM (SELECT toUnixTimestamp64Milli(ingested_at) - toUnixTimestamp64Milli(received_at) AS d FROM ${cfg2.clickhouse.database}.events)`)).trim().split('\t')
-  child.stdin.end()
-  await new Promise((r) => child.once('exit', r))
-  await res2.close()
+  // 3. end-to-end latency under load through a separate API process: with the default grouping and
+  // with every partition batch on its own, one after the other (the order alternates with the run)
+  const e2eRuns: [string, number | undefined][] = [['grouped', undefined], ['one partition at a time', 0]]
+  if (Number.parseInt(run, 16) % 2 === 1) e2eRuns.reverse()
+  const e2eOut = new Map<string, E2e>()
+  for (const [name, groupMaxRows] of e2eRuns) {
+    process.stderr.write(`end to end (${name}): ${RATE} events/s over HTTP for ${SECONDS} s\n`)
+    e2eOut.set(name, await e2e(groupMaxRows === undefined ? 'g' : 'u', groupMaxRows))
+  }
+  const e2eG = e2eOut.get('grouped')!
+  const e2eU = e2eOut.get('one partition at a time')!
   const load1 = loadavg()
 
   const ratios = {
     consumer_vs_insert: median(out.pipeline.map((x, i) => x / out.insert[i]!)),
     consumer_vs_decode: median(out.pipeline.map((x, i) => x / out.decode[i]!)),
-    consumer_vs_serial_inserts: median(out.pipeline.map((x, i) => x / out.serial[i]!)),
+    consumer_vs_ungrouped: median(out.pipeline.map((x, i) => x / out.ungrouped[i]!)),
   }
   const steps = Object.keys(out.timings[0] ?? {})
   const share = (k: string) => median(out.timings.map((t) => t[k]! / Object.values(t).reduce((a, b) => a + b, 0)))
@@ -279,15 +290,20 @@ async function main() {
   console.log('| measure | events/s (median) | per round | ÷ ceiling (per-round median) |')
   console.log('|---|---:|---|---:|')
   console.log(`| consumer pipeline: topic -> ClickHouse | ${median(out.pipeline).toFixed(0)} | ${out.pipeline.map((x) => x.toFixed(0)).join(', ')} | ${ratios.consumer_vs_insert.toFixed(2)} of insert, ${ratios.consumer_vs_decode.toFixed(2)} of decode |`)
-  console.log(`| consumer pipeline, inserts one at a time (before issue 10) | ${median(out.serial).toFixed(0)} | ${out.serial.map((x) => x.toFixed(0)).join(', ')} | ${median(out.serial.map((x, i) => x / out.insert[i]!)).toFixed(2)} of insert |`)
+  console.log(`| consumer pipeline, one partition batch at a time (groupMaxRows 0) | ${median(out.ungrouped).toFixed(0)} | ${out.ungrouped.map((x) => x.toFixed(0)).join(', ')} | ${median(out.ungrouped.map((x, i) => x / out.insert[i]!)).toFixed(2)} of insert |`)
   console.log(`| ceiling: consumer group + decode only | ${median(out.decode).toFixed(0)} | ${out.decode.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
   console.log(`| ceiling: chDB insertEvents of the same rows, ${config.consumer.flushMaxRows}/insert | ${median(out.insert).toFixed(0)} | ${out.insert.map((x) => x.toFixed(0)).join(', ')} | 1.00 |`)
-  console.log(`\nconsumer time by step (median share over rounds): ${steps.map((k) => `${k} ${(100 * share(k)).toFixed(0)}%`).join(', ')}`)
-  console.log(`end to end: ${RATE} events/s offered for ${SECONDS} s over 64 connections, ${accepted} accepted (${(accepted / SECONDS).toFixed(0)}/s), ${lat[2]} in ClickHouse: p50 ${lat[0]} ms, p99 ${lat[1]} ms`)
+  console.log(`\nprocessor batches per round (each one insert per table): grouped (groupMaxRows ${config.consumer.groupMaxRows}) ${median(out.batches)}, one partition at a time ${median(out.ungroupedBatches)}`)
+  console.log(`consumer time by step (median share over rounds): ${steps.map((k) => `${k} ${(100 * share(k)).toFixed(0)}%`).join(', ')}`)
+  for (const [name, x] of [['grouped', e2eG], ['one partition at a time', e2eU]] as const) {
+    console.log(`end to end (${name}): ${RATE} events/s offered for ${SECONDS} s over 64 connections, ${x.accepted} accepted (${(x.accepted / SECONDS).toFixed(0)}/s), ${x.stored} in ClickHouse: p50 ${x.p50} ms, p99 ${x.p99} ms; ${x.batches} processor batches (each one insert per table), ${(x.accepted / Math.max(1, x.batches)).toFixed(1)} events per batch`)
+  }
   console.log('')
   for (const [k, v] of Object.entries(ratios)) console.log(`ratio ${k} ${v.toFixed(3)}`)
-  console.log(`rate e2e_accepted ${(accepted / SECONDS).toFixed(0)}`)
-  console.log(`p99_ms e2e ${lat[1]}`)
+  console.log(`rate e2e_accepted ${(e2eG.accepted / SECONDS).toFixed(0)}`)
+  console.log(`p99_ms e2e ${e2eG.p99}`)
+  console.log(`p99_ms e2e_ungrouped ${e2eU.p99}`)
+  console.log(`ratio e2e_batches_grouped_vs_ungrouped ${(e2eG.batches / Math.max(1, e2eU.batches)).toFixed(3)}`)
   rmSync(dir, { recursive: true, force: true })
   process.exit(0)
 }

@@ -2,7 +2,8 @@
  * Batched, idempotent inserts (JSONEachRow), one call per table per consumer batch.
  *
  * Exactly-once: the consumer cuts a batch per partition (offsets first..last), inserts it with
- * `dedupToken(topic, partition, first, last, table)` and commits offsets only afterwards. After
+ * `dedupToken(topic, partition, first, last, table)` and commits offsets only afterwards (batches
+ * of several partitions written together name every range: src/pipeline/write-step.ts). After
  * a crash it re-cuts the same range and inserts again with the same token; ClickHouse drops the
  * block because the table remembers its last 10000 block tokens
  * (`non_replicated_deduplication_window`, see migrations.ts). Verified on chDB 26.7: a re-send

@@ -124,6 +124,12 @@ export interface Config {
   consumer: {
     /** partition batches processed at once per consumer (their ClickHouse and store calls overlap) */
     partitionConcurrency: number
+    /**
+     * small partition batches that are ready together are processed and inserted as one, up to
+     * this many records (src/pipeline/grouped.ts); a larger batch is processed on its own, next
+     * to the others. 0: every partition batch on its own, with its own inserts
+     */
+    groupMaxRows: number
     flushMaxRows: number
     /**
      * consumer group session timeout: how long a crashed consumer keeps its partitions before the
@@ -314,6 +320,7 @@ const schema = {
       type: 'object', additionalProperties: false,
       properties: {
         partitionConcurrency: { type: 'integer', minimum: 1, maximum: 64 },
+        groupMaxRows: { type: 'integer', minimum: 0 },
         flushMaxRows: { type: 'integer', minimum: 1 },
         // Kafka brokers accept 6000..300000 ms unless group.min/max.session.timeout.ms say otherwise
         sessionTimeoutMs: { type: 'integer', minimum: 1000 },
@@ -438,7 +445,7 @@ function defaults(env: Env): Config {
       blockedValues: ['null', 'undefined', 'none', 'nil', 'n/a', 'na', 'anonymous', 'unknown', '0', '-1', 'test', 'test@test.com', 'noemail@example.com', 'email@example.com'],
     },
     consumer: {
-      partitionConcurrency: 3, flushMaxRows: 5000, sessionTimeoutMs: 10_000, fetchMaxBytes: 2 * 1024 * 1024, fetchMaxBytesPerPartition: 1024 * 1024,
+      partitionConcurrency: 3, groupMaxRows: 1000, flushMaxRows: 5000, sessionTimeoutMs: 10_000, fetchMaxBytes: 2 * 1024 * 1024, fetchMaxBytesPerPartition: 1024 * 1024,
       httpPort: 8081, stallAfterMs: 60_000, lagIntervalMs: 5_000,
     },
     metrics: { tenantLabel: false },

@@ -1,5 +1,6 @@
 /**
- * The consumer's work for one partition batch, as steps over one outcome type (outcome.ts):
+ * The consumer's work for one batch (one partition's records, or several partitions' ready at the
+ * same time: grouped.ts), as steps over one outcome type (outcome.ts):
  *
  *   decode-step    key + value (any registered schema version)  -> dead letter: bad_key, not_avro, unknown_schema, bad_avro
  *   validate-step  the contract again (direct producers skip the API) -> dead letter: key_mismatch, contract_violation, no_identity
@@ -103,7 +104,7 @@ export async function processBatch(
   letters.push(...refusedLetters.letters, ...kept.deadLetters)
   // dead letters are written in offset order (the row order of the batch does not matter to
   // ClickHouse, but the DLQ topic and the logs read better in order)
-  letters.sort((a, b) => (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
+  letters.sort((a, b) => a.record.partition - b.record.partition || (BigInt(a.record.offset) < BigInt(b.record.offset) ? -1 : 1))
   lap('decode')
 
   const deduped = await steps.dedup(valid, [...letters, ...tombstones])
@@ -133,6 +134,8 @@ export class BatchProcessor {
   readonly totals: BatchOutcome = { written: 0, repeats: 0, deadLetters: 0, conflicts: 0 }
   /** milliseconds spent per step since start: where a batch's time goes (benchmarks print it) */
   readonly timings: StepTimings = { decode: 0, dedup: 0, existing: 0, identity: 0, insert: 0, deadLetters: 0 }
+  /** batches processed since start (each one insert per table it has rows for) */
+  batches = 0
   private readonly steps: Steps
 
   constructor(private readonly deps: ProcessorDeps) {
@@ -149,6 +152,7 @@ export class BatchProcessor {
   }
 
   async processBatch(records: InboundRecord[]): Promise<BatchOutcome> {
+    this.batches++
     let mark = performance.now()
     const lap = (step: keyof StepTimings) => {
       const now = performance.now()

@@ -19,12 +19,23 @@ import { eventRow } from './rows.js'
 /** `insert_deduplication_token` of one table for one batch */
 export type BatchToken = (table: string) => string
 
-/** tokens from the batch's first and last offsets; the mode keeps a replay's inserts apart from live ones */
+/**
+ * Tokens from the batch's first and last offsets; the mode keeps a replay's inserts apart from live
+ * ones. A batch of several partitions (grouped.ts) names each partition's range, in the order they
+ * come; a batch of one partition keeps the token it always had.
+ */
 export function batchToken(mode: ProcessorDeps['mode'], records: readonly InboundRecord[]): BatchToken {
+  const ranges: { topic: string; partition: number; first: string; last: string }[] = []
+  for (const r of records) {
+    const open = ranges.find((x) => x.partition === r.partition && x.topic === r.topic)
+    if (open === undefined) ranges.push({ topic: r.topic, partition: r.partition, first: r.offset, last: r.offset })
+    else open.last = r.offset
+  }
   return (table) => {
-    const first = records[0]!
-    const last = records[records.length - 1]!
-    return dedupToken(first.topic, first.partition, first.offset, last.offset, `${mode}:${table}`)
+    const [one, ...more] = ranges
+    if (one === undefined) throw new Error('batchToken: no records')
+    const token = dedupToken(one.topic, one.partition, one.first, one.last, `${mode}:${table}`)
+    return more.length === 0 ? token : `${token}+${more.map((x) => `${x.topic === one.topic ? '' : `${x.topic}:`}${x.partition}:${x.first}-${x.last}`).join('+')}`
   }
 }
 

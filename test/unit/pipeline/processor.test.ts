@@ -7,11 +7,12 @@ import { BatchProcessor } from '../../../src/pipeline/processor.js'
 import type { ProcessorDeps } from '../../../src/pipeline/deps.js'
 import { createMemoryStateStores, emptyMemoryState, type MemoryStateData } from '../../../src/state/memory.js'
 import { createLogger } from '../../../src/observability/logger.js'
+import { partitionFor } from '../../../src/avro/partition.js'
 import { config, event, fakeCodec, fakeIdentity, fakeWriter, keyOf, record, recordOf, wire, type Call } from '../../helpers/pipeline-fakes.js'
 
-function processor(calls: Call[], mode: ProcessorDeps['mode'], data: MemoryStateData, inClickHouse = new Set<string>()): BatchProcessor {
+function processor(calls: Call[], mode: ProcessorDeps['mode'], data: MemoryStateData, inClickHouse = new Set<string>(), partitions = 1): BatchProcessor {
   return new BatchProcessor({
-    config, codec: fakeCodec, partitions: 1, mode, log: createLogger({ logLevel: 'silent' }),
+    config, codec: fakeCodec, partitions, mode, log: createLogger({ logLevel: 'silent' }),
     checkContract: (_tenant, _type, properties) => (properties as { amount?: unknown }).amount === 'bad'
       ? { ok: false, details: [{ pointer: '/properties/amount', code: 'type', message: 'must be number' }] }
       : { ok: true, version: 1 },
@@ -91,4 +92,26 @@ void t.test('tombstones: skipped, never dead letters; a stray one under a live f
   t.same(out, { written: 0, repeats: 0, deadLetters: 0, conflicts: 0 }, 'nothing written, nothing dead-lettered')
   t.same(calls.map((c) => c.call), ['reassert'], 'only the live fact is produced again')
   t.same(calls[0]!.args, [`${keyOf(a).text}<-0`])
+})
+
+void t.test('a group of several partitions\' batches: one insert per table for all of them, dead letters in partition and offset order', async (t) => {
+  // facts spread over 4 partitions by their key, as the producer spreads them
+  const facts = ['p', 'q', 'r', 's', 'u', 'v', 'w', 'z'].map((x) => event({ externalEventId: x, eventId: `evt_${x}` }))
+  const byPartition = new Map<number, typeof facts>()
+  for (const f of facts) {
+    const n = partitionFor(keyOf(f).bytes, 4)
+    byPartition.set(n, [...(byPartition.get(n) ?? []), f])
+  }
+  t.ok(byPartition.size >= 2, 'the facts fall on at least two partitions')
+  const group = [...byPartition].flatMap(([n, fs]) => [...fs.map((f, i) => recordOf(100 * n + i, f, n)), record(100 * n + fs.length, Buffer.from('junk'), null, n)])
+  const calls: Call[] = []
+  const p = processor(calls, 'live', emptyMemoryState(), new Set(), 4)
+  t.equal(await p.process(group), group.length)
+  const events = calls.filter((c) => c.call === 'events')
+  t.equal(events.length, 1, 'one events insert for the group')
+  t.equal(events[0]!.rows!.length, facts.length)
+  const parts = [...byPartition.keys()]
+  t.equal(events[0]!.token!.split('+').length, parts.length, 'the token names every partition range')
+  const letters = calls.find((c) => c.call === 'publish')!.args as string[]
+  t.same(letters, [...parts].sort((x, y) => x - y).map((n) => `${100 * n + byPartition.get(n)!.length}:bad_key`))
 })

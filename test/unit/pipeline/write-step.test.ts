@@ -57,6 +57,15 @@ void t.test('a replay\'s tokens differ from the live ones for the same offsets',
   t.not(batchToken('replay', records)('events'), batchToken('live', records)('events'))
 })
 
+void t.test('a batch of several partitions names every partition range in its token', async (t) => {
+  const other = [20, 21].map((o) => record(o, null, null, 0))
+  t.equal(batchToken('live', [...records, ...other])('events'), 'cdp:live:events:cdp.unit:2:10-14+0:20-21')
+  // the same partition ranges grouped in another order are another block: never the same token
+  t.not(batchToken('live', [...other, ...records])('events'), batchToken('live', [...records, ...other])('events'))
+  // one partition keeps the token it had before grouping (tokens already in ClickHouse stay valid)
+  t.equal(batchToken('live', records)('events'), 'cdp:live:events:cdp.unit:2:10-14')
+})
+
 void t.test('a failed insert throws before the graph forgets anything', async (t) => {
   const calls: Call[] = []
   const items = await resolved(calls)
