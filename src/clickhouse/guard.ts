@@ -16,6 +16,9 @@
  *    (or UNION of them), a DESCRIBE of an allowed table, or SHOW TABLES of the analyst
  *    database, with no SETTINGS, FORMAT or INTO OUTFILE of its own. A line the walker does not
  *    recognise is a refusal.
+ *    ClickHouse applies the statement's own SETTINGS while it runs this EXPLAIN, before any tree
+ *    exists; `readonly = 1` is what refuses them there (a SETTINGS that changes nothing gets
+ *    through to the walker as a `Set` node, which is not on the list).
  * 3. `EXPLAIN QUERY TREE <canonical>` (SELECT only): the analyzer's resolved tree names every
  *    table it reads, including the ones a CTE or an unqualified name resolves to; each must be
  *    on the caller's table list.

@@ -5,11 +5,13 @@
  * PII is an HMAC without pii:read; limits hold; a cancelled query leaves nothing running.
  */
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import { isCdpError } from '../../src/errors.js'
 import { waitFor } from '../helpers/process.js'
 import { hmacHex, type AnalystPrincipal, type AnalystFormat } from '../../src/clickhouse/analyst.js'
 import { BYPASS_CORPUS } from './fixtures/bypass-corpus.js'
+import { mutation, mutatedSql } from './fixtures/bypass-mutations.js'
 import { ACME, ACME_PII, OPERATOR, analystFixture, type AnalystFixture, type Engine } from './fixtures/analyst.js'
 
 type Outcome = { refused: true; code: string; message: string } | { refused: false; text: string }
@@ -25,10 +27,57 @@ async function attempt(f: AnalystFixture, sql: string, principal: AnalystPrincip
 
 const fill = (f: AnalystFixture, sql: string): string => sql.replaceAll('{db}', f.database).replaceAll('{canary}', f.canary)
 
-/** refused as a request problem, or no other tenant's value and no host file in the answer */
-function safe(o: Outcome): boolean {
-  if (o.refused) return o.code === 'bad_request' || o.code === 'forbidden'
-  return !/BETA|CANARY/i.test(o.text)
+const PROPERTY_RUNS_CHDB = 400
+const PROPERTY_RUNS_HTTP = 200
+
+/** whether ClickHouse's parser (on the same engine, without the guard) reads `sql` as SQL */
+async function parses(f: AnalystFixture, sql: string): Promise<boolean> {
+  try {
+    await f.client.query({ query: 'SELECT formatQuerySingleLine({sql:String}) AS q', format: 'JSONEachRow', query_params: { sql } }).then((rs) => rs.text())
+    return true
+  } catch (err) {
+    // a second statement is SQL all the same: the guard must refuse it
+    return /Multi-statements are not allowed/.test(String((err as Error).message))
+  }
+}
+
+/**
+ * How an attempt ended: refused by the guard (its own `query refused:`), by ClickHouse's refusal
+ * of a second statement (the guard's first look) or of a statement's own SETTINGS (readonly = 1,
+ * under which every look of the guard runs), by a limit, by ClickHouse while running a
+ * statement the guard let through (`error`), or ran (`rows`, `empty`). Anything else is unsafe.
+ */
+type Verdict = 'guard' | 'multi' | 'readonly' | 'limit' | 'error' | 'rows' | 'empty'
+function verdict(o: Outcome): Verdict | 'unsafe' {
+  if (!o.refused) return o.text.trim() === '' ? 'empty' : 'rows'
+  if (o.code !== 'bad_request') return 'unsafe'
+  if (o.message.startsWith('query refused: ')) return 'guard'
+  if (/Multi-statements are not allowed/.test(o.message)) return 'multi'
+  // EXPLAIN applies a statement's own SETTINGS before the guard reads its tree; readonly = 1 refuses them
+  if (/^Cannot modify '[A-Za-z0-9_]+' setting in readonly mode/.test(o.message)) return 'readonly'
+  if (o.message.startsWith('query exceeded a limit')) return 'limit'
+  return 'error'
+}
+
+const HOSTNAME = ((): string => { try { return readFileSync('/etc/hostname', 'utf8').trim() } catch { return '' } })()
+const PATH_VALUE = ((): string => { try { return readFileSync('/proc/self/environ', 'utf8').split('\0').find((e) => e.startsWith('PATH='))?.slice(5) ?? '' } catch { return '' } })()
+
+/**
+ * What must never be in an answer to tenant acme's `query:read` key without pii:read: tenant
+ * beta's values (all hold BETA) or its name, the canary file's content, this host's name (when it
+ * is long enough to be told apart), the process environment (its PATH), or acme's raw email. A
+ * result's values are looked at, not its column names (they may spell the query); an error
+ * message is looked at whole, and may name 'beta' only where the query itself did.
+ */
+function leakIn(o: Outcome, sql: string): string | undefined {
+  const text = o.refused ? o.message : rowsOf(o).flatMap((r) => Object.values(r)).map((v) => (typeof v === 'string' ? v : JSON.stringify(v))).join('\n')
+  if (/BETA/.test(text)) return "tenant beta's data"
+  if ((!o.refused || !/beta/i.test(sql)) && /beta/i.test(text)) return "tenant beta's name"
+  if (/CANARY/.test(text)) return 'host file content'
+  if (HOSTNAME.length >= 6 && text.includes(HOSTNAME)) return "the host's name"
+  if (PATH_VALUE.length >= 6 && text.includes(PATH_VALUE)) return 'the process environment'
+  if (/ann@acme\.test/i.test(text)) return 'a raw email without pii:read'
+  return undefined
 }
 
 const rowsOf = (o: Outcome): Record<string, unknown>[] =>
@@ -40,7 +89,8 @@ for (const engine of ['chdb', 'http'] as Engine[]) {
     t.ok(BYPASS_CORPUS.length >= 60, `${BYPASS_CORPUS.length} attempts`)
     for (const { name, sql } of BYPASS_CORPUS) {
       const o = await attempt(f, fill(f, sql))
-      t.ok(safe(o), `${name}: ${o.refused ? `refused (${o.code})` : 'filtered'}`, { outcome: o })
+      const v = verdict(o)
+      t.ok(v !== 'unsafe' && leakIn(o, sql) === undefined, `${name}: ${v}`, { outcome: o })
     }
     // the examples of issue 7, precisely
     const unicode = await attempt(f, fill(f, "SELECT \u2018--\u2019 AS u, file('{canary}') AS f"))
@@ -50,25 +100,28 @@ for (const engine of ['chdb', 'http'] as Engine[]) {
     t.same(rowsOf(await attempt(f, `SELECT DISTINCT tenant FROM ${f.database}.events`)), [{ tenant: 'acme' }], 'events: acme only')
   })
 
-  void t.test(`${engine}: mutated corpus (case, whitespace, comments, quoting) stays refused or filtered`, async (t) => {
+  void t.test(`${engine}: re-spelt, wrapped and extended attacks are refused by the guard or return only acme's rows`, async (t) => {
     const f = await analystFixture(t, engine)
-    const mutate = (sql: string, m: { upper: boolean; ws: string; comment: string; quote: boolean }): string => {
-      let s = m.upper ? sql.replace(/\b(select|from|where|file|union|settings|with)\b/gi, (w) => w.toUpperCase()) : sql.toLowerCase() === sql ? sql : sql
-      s = s.replaceAll(' ', m.ws)
-      if (m.quote) s = s.replace(/\bfile\(/, '`file`(').replace(/\bevents\b/, '`events`')
-      return `${m.comment}${s}`
-    }
-    await fc.assert(fc.asyncProperty(
-      fc.constantFrom(...BYPASS_CORPUS.filter((c) => !/system\.numbers|numbers\(/.test(c.sql))),
-      fc.record({
-        upper: fc.boolean(),
-        ws: fc.constantFrom(' ', '  ', '\n', '\t', ' /* c */ ', ' -- c\n ', ' // c\n ', ' /* /* n */ */ '),
-        comment: fc.constantFrom('', '/* x */ ', '-- x\n', '# x\n', '// x\n'),
-        quote: fc.boolean(),
-      }),
-      async (c, m) => safe(await attempt(f, mutate(fill(f, c.sql), m))),
-    ), { numRuns: 60 })
-    t.pass('property held')
+    const tally: Record<Verdict, number> = { guard: 0, multi: 0, readonly: 0, limit: 0, error: 0, rows: 0, empty: 0 }
+    let discarded = 0
+    const started = Date.now()
+    await fc.assert(fc.asyncProperty(mutation, async (m) => {
+      const sql = mutatedSql(m, (s) => fill(f, s))
+      const parse = await parses(f, sql)
+      if (!parse) discarded++
+      // text ClickHouse's own parser refuses proves nothing about the guard
+      fc.pre(parse)
+      const o = await attempt(f, sql)
+      const v = verdict(o)
+      if (v === 'unsafe') return false
+      tally[v]++
+      const leak = leakIn(o, sql)
+      if (leak !== undefined) throw new Error(`${leak} in the answer to ${JSON.stringify(sql)}: ${JSON.stringify(o).slice(0, 400)}`)
+      return true
+    }), { numRuns: engine === 'chdb' ? PROPERTY_RUNS_CHDB : PROPERTY_RUNS_HTTP })
+    t.comment(`${engine}: ${JSON.stringify(tally)}, ${discarded} discarded as not ClickHouse SQL, ${Date.now() - started} ms`)
+    // the generator reaches both sides of the oracle
+    t.ok(tally.guard > 0 && tally.rows > 0, 'some attacks were refused by the guard and some ran with rows')
   })
 
   void t.test(`${engine}: scoping, operator reads, PII masking, limits`, async (t) => {
