@@ -55,7 +55,7 @@ export interface AppDeps {
   logger?: Logger
   /**
    * where rate-limit counters live; default: Redis (its own client, closed with the app) when
-   * config.state.backend is redis, process memory otherwise
+   * config.state.backend is redis, else LMDB under <state.lmdbPath>/rate-limit (shared by workers)
    */
   rateLimitStore?: RateLimitStore
   /** the event contracts, for the OpenAPI document (one schema per event type); without: the generic envelope */

@@ -2,10 +2,10 @@
  * Rate limits of the HTTP API.
  *
  * - RateLimiter: events per API key and per tenant, charged per item (a batch of 500 costs 500),
- *   fixed windows. The counters live in a RateLimitStore: Redis when the state backend is Redis,
- *   so every API process and instance draws from one budget; process memory otherwise (the
- *   embedded single-process mode; with `serve --workers N` on LMDB each worker has its own
- *   budget, so the effective limit is N times the configured one).
+ *   fixed windows. The counters live in a RateLimitStore shared by every API process: Redis when
+ *   the state backend is Redis (every process and instance); else an LMDB environment of its own
+ *   under state.lmdbPath (every process of the machine, so `serve --workers N` has one budget,
+ *   not N). src/state/rate-limit-store.ts.
  * - FailureLimiter: failing requests (bad key, malformed body, unknown route) per client address,
  *   in process memory on purpose: a flood of bad requests must not cost a Redis round trip each.
  *

@@ -1,27 +1,21 @@
 /**
- * Where the HTTP API's rate-limit counters live (src/http/rate-limit.ts decides what to charge):
- * Redis when the state backend is Redis, so every API process and instance draws from one
- * budget; process memory otherwise. Atomic check-and-charge over several buckets.
+ * Where the HTTP API's rate-limit counters live (src/http/rate-limit.ts decides what to charge),
+ * always somewhere every API process using the same state draws from one budget:
+ * - Redis when the state backend is Redis (every process and instance);
+ * - LMDB otherwise, an environment of its own under <state.lmdbPath>/rate-limit
+ *   (rate-limit-store-lmdb.ts; every process of one machine, `serve --workers N` included).
+ * Memory is for tests. Atomic check-and-charge over several buckets.
  */
+import { join } from 'node:path'
 import type { Redis } from 'ioredis'
 import type { Config } from '../config/index.js'
 import { RedisScript, closeRedisClient, createRedisClient, redisSecurity } from './redis-client.js'
+import { openLmdbRateLimitStore } from './rate-limit-store-lmdb.js'
+import type { Bucket, ChargeResult, RateLimitStore } from './rate-limit-types.js'
 
+export type { Bucket, ChargeResult, RateLimitStore } from './rate-limit-types.js'
 
-export interface Bucket {
-  id: string
-  limit: number
-}
-
-/** ok, or which bucket refused and how long until its window ends */
-export type ChargeResult = { ok: true } | { ok: false; bucket: number; retryAfterMs: number }
-
-export interface RateLimitStore {
-  /** atomically: if every bucket has room for `cost`, add it to all of them */
-  charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult>
-  close(): Promise<void>
-}
-
+/** one process's counters: tests, and code that needs no sharing */
 export class MemoryRateLimitStore implements RateLimitStore {
   private readonly counts = new Map<string, { used: number; resetAt: number }>()
 
@@ -82,9 +76,13 @@ export class RedisRateLimitStore implements RateLimitStore {
   close(): Promise<void> { return this.closeClient() }
 }
 
-/** Redis (its own client, closed with the store) when the state backend is Redis, memory otherwise */
+/**
+ * Redis (its own client, closed with the store) when the state backend is Redis; else LMDB, also
+ * for a single process (about 3 to 9 µs a charge, docs/BENCHMARKS.md), so the limits mean the
+ * same whatever the number of workers.
+ */
 export function createRateLimitStore(config: Readonly<Pick<Config, 'state'>>): RateLimitStore {
-  if (config.state.backend !== 'redis') return new MemoryRateLimitStore()
+  if (config.state.backend !== 'redis') return openLmdbRateLimitStore(join(config.state.lmdbPath, 'rate-limit'))
   const client = createRedisClient(config.state.redisUrl, redisSecurity(config.state))
   return new RedisRateLimitStore(client, () => closeRedisClient(client))
 }

@@ -1,8 +1,10 @@
 /**
  * Two API processes sharing Redis (the scale-out mode): each answers `duplicate` for the other's
- * events, and concurrent identical requests across them yield one accepted event.
+ * events, and concurrent identical requests across them yield one accepted event. And
+ * `serve --workers 2` on LMDB: one answer per fact and one rate budget across the workers.
  */
 import t from 'tap'
+import { request } from 'node:http'
 import { testConfig, uniq } from '../helpers/config.js'
 import { freePort, runCdp, waitFor } from '../helpers/process.js'
 import { readTopic } from '../helpers/api.js'
@@ -65,11 +67,13 @@ void t.test('two API instances share claims and keys through Redis', async (t) =
   t.equal(records.length, 3, 'one record per fact on the topic')
 })
 
-void t.test('`serve --role api --workers 2`: two processes on one port, one answer per fact, clean stop', async (t) => {
+void t.test('`serve --role api --workers 2`: two processes on one port, one answer per fact, one rate budget, clean stop', async (t) => {
   const cfg = testConfig(t)
   const port = await freePort()
+  // the per-key limit the two workers share (LMDB counters, issue 7 item 5): not 2 x 60
+  const LIMIT = 60
   const proc = runCdp(t, ['serve', '--role', 'api', '--workers', '2'], { dir: cfg.dataDir, config: {
-    dataDir: cfg.dataDir, logLevel: 'warn', http: { port },
+    dataDir: cfg.dataDir, logLevel: 'warn', http: { port, rateLimitMax: LIMIT, tenantRateLimitMax: 100_000, rateLimitWindowMs: 600_000 },
     kafka: { topic: cfg.kafka.topic, deadLetterTopic: cfg.kafka.deadLetterTopic, partitions: cfg.kafka.partitions, brokers: cfg.kafka.brokers },
     schemaRegistry: { url: cfg.schemaRegistry.url },
     state: { lmdbPath: cfg.state.lmdbPath },
@@ -79,7 +83,7 @@ void t.test('`serve --role api --workers 2`: two processes on one port, one answ
     .catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${proc.output()}`) })
   // the key goes into the same LMDB environment the workers use (LMDB locks across processes)
   const stores = await createStateStores(cfg)
-  const { key } = await createKey(stores.keys, { tenant: 'acme', permissions: ['events:write'] })
+  const { key } = await createKey(stores.keys, { tenant: 'acme', permissions: ['events:write', 'events:batch'] })
   await stores.close()
   const post = async () => {
     const r = await fetch(`http://127.0.0.1:${port}/v1/cdp/events`, {
@@ -96,7 +100,25 @@ void t.test('`serve --role api --workers 2`: two processes on one port, one answ
     const count = (outcome: string) => Number(new RegExp(`^cdp_events_total\\{outcome="${outcome}",code=""\\} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN)
     t.equal(count('accepted') + count('duplicate'), 20, `scrape ${i + 1}: the 20 answers of both workers, counted once`)
   }
+  // the 20 requests above spent 20 of the 60: 8 batches of 10 at once, each on its own connection
+  // (node:cluster hands connections to the workers in turn), and exactly 4 fit across both workers
+  const batch = (n: number) => new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+    const body = JSON.stringify({ items: Array.from({ length: 10 }, (_, i) => event(`rl-${n}-${i}`)) })
+    const req = request({ host: '127.0.0.1', port, path: '/v1/cdp/events/batch', method: 'POST', agent: false,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      let text = ''
+      res.on('data', (d: Buffer) => { text += d.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }))
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+  const batches = await Promise.all(Array.from({ length: 8 }, (_, n) => batch(n)))
+  t.equal(batches.filter((b) => b.status === 200).length, 4, `4 batches of 10 in the 40 left: ${batches.map((b) => b.status).join(' ')}`)
+  const refused = batches.filter((b) => b.status !== 200)
+  t.equal(refused.length, 4)
+  for (const r of refused) t.match(r, { status: 429, body: { status: 'error', error_code: 'rate_limited' } })
   proc.kill('SIGTERM')
   t.equal(await proc.exited, 0, 'the primary exits 0 after its workers drained')
-  t.equal((await readTopic(cfg, 1, { settleMs: 1000 })).length, 1, 'one record on the topic')
+  t.equal((await readTopic(cfg, 41, { settleMs: 1000 })).length, 41, 'one record for the fact, 40 for the accepted batches')
 })
