@@ -5,17 +5,66 @@
  * slow password hash adds nothing). Comparison is constant-time.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { CdpError } from '../errors.js'
 import type { ApiKeyRecord, KeyStore } from '../state/types.js'
 
 /**
- * query:read: analyst SQL over the key's own tenant, PII masked. query:all: across tenants (an
- * operator key; only the CLI creates keys). pii:read: identity values and pii properties raw.
- * events:read: the status of the tenant's own events (GET /v1/cdp/events/{source}/{id}).
- * dlq:manage: list and redrive dead letters of every tenant (an operator key, `cdp dlq`).
- * privacy:erase: request and read erasures of people of the key's tenant (docs/PRIVACY.md).
+ * Two kinds of key. A tenant key is bound to one tenant and carries tenant permissions:
+ * events:write, events:batch (ingest), query:read (analyst SQL over its own tenant, PII hashed),
+ * events:read (the status of its own events), privacy:erase (erasures of its own tenant's people).
+ * An operator key is bound to no tenant (`tenant: null`) and carries operator permissions:
+ * query:all (analyst SQL across every tenant) and dlq:manage (list and redrive dead letters of
+ * every tenant, `cdp dlq`). pii:read (identity values and pii properties raw) goes with either
+ * kind. Only the CLI makes keys, so an operator key never comes from the HTTP API; a kind never
+ * borrows the other's permissions, so a producer's leaked key cannot read across tenants.
  */
 export const PERMISSIONS = ['events:write', 'events:batch', 'query:read', 'query:all', 'pii:read', 'events:read', 'dlq:manage', 'privacy:erase'] as const
 export type Permission = (typeof PERMISSIONS)[number]
+
+export const OPERATOR_PERMISSIONS: readonly Permission[] = ['query:all', 'dlq:manage']
+export const TENANT_PERMISSIONS: readonly Permission[] = ['events:write', 'events:batch', 'query:read', 'events:read', 'privacy:erase']
+/** either kind of key may hold these */
+export const SHARED_PERMISSIONS: readonly Permission[] = ['pii:read']
+
+export type KeyRuleCode = 'operator_permission_on_tenant_key' | 'tenant_permission_on_operator_key' | 'operator_key_without_operator_permission' | 'unknown_permission' | 'no_permission'
+
+/** Whether a key of `tenant` (null: an operator key) may carry `permissions`; the refusal has a stable code. */
+export function checkKeyPermissions(tenant: string | null, permissions: readonly string[]): { ok: true } | { ok: false; code: KeyRuleCode; message: string } {
+  const unknown = permissions.filter((p) => !(PERMISSIONS as readonly string[]).includes(p))
+  if (unknown.length > 0) return { ok: false, code: 'unknown_permission', message: `unknown permission ${unknown.join(', ')} (known: ${PERMISSIONS.join(', ')})` }
+  if (permissions.length === 0) return { ok: false, code: 'no_permission', message: 'a key needs at least one permission' }
+  if (tenant !== null) {
+    const op = permissions.filter((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))
+    if (op.length > 0) {
+      return { ok: false, code: 'operator_permission_on_tenant_key', message: `${op.join(', ')} ${op.length > 1 ? 'are operator permissions' : 'is an operator permission'}: ` +
+        'an operator key has no tenant (cdp keys create --operator --permission ' + op[0] + ')' }
+    }
+    return { ok: true }
+  }
+  const tp = permissions.filter((p) => (TENANT_PERMISSIONS as readonly string[]).includes(p))
+  if (tp.length > 0) {
+    return { ok: false, code: 'tenant_permission_on_operator_key', message: `${tp.join(', ')} ${tp.length > 1 ? 'need' : 'needs'} a tenant: ` +
+      `an operator key carries only ${[...OPERATOR_PERMISSIONS, ...SHARED_PERMISSIONS].join(', ')}` }
+  }
+  if (!permissions.some((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))) {
+    return { ok: false, code: 'operator_key_without_operator_permission', message: `an operator key needs ${OPERATOR_PERMISSIONS.join(' or ')}` }
+  }
+  return { ok: true }
+}
+
+/**
+ * What `permission` is worth on a stored key. 'legacy': a key of a tenant made before operator
+ * keys existed that holds an operator permission; it is no longer honoured (the caller answers
+ * 403 saying how to replace the key), since a tenant key reading every tenant is what the
+ * operator kind exists to prevent.
+ */
+export function grants(key: Pick<ApiKeyRecord, 'tenant' | 'permissions'>, permission: Permission): 'yes' | 'no' | 'legacy' {
+  if (!key.permissions.includes(permission)) return 'no'
+  if ((SHARED_PERMISSIONS as readonly string[]).includes(permission)) return 'yes'
+  const operatorPermission = (OPERATOR_PERMISSIONS as readonly string[]).includes(permission)
+  if (key.tenant === null) return operatorPermission ? 'yes' : 'no'
+  return operatorPermission ? 'legacy' : 'yes'
+}
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
 const KEY_RE = /^rfcdp_([a-z2-7]{16})_([a-z2-7]{32})$/
@@ -37,14 +86,18 @@ export function parseKey(raw: string): { id: string; secret: string } | undefine
 }
 
 export interface NewKey {
-  tenant: string
+  /** null: an operator key (query:all, dlq:manage, pii:read only) */
+  tenant: string | null
   permissions: Permission[]
   sources?: string[]
   expiresAt?: string | null
   label?: string | null
 }
 
+/** Throws bad_request (details: the rule's code) when the permissions do not fit the kind of key; the CLI checks first. */
 export async function createKey(store: KeyStore, k: NewKey, now = new Date()): Promise<{ key: string; record: ApiKeyRecord }> {
+  const rule = checkKeyPermissions(k.tenant, k.permissions)
+  if (!rule.ok) throw new CdpError('bad_request', rule.message, { details: [{ pointer: '/permissions', code: rule.code, message: rule.message }] })
   const id = randomBase32(16)
   const secret = randomBase32(32)
   const record: ApiKeyRecord = {

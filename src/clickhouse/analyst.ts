@@ -9,11 +9,13 @@
  *   `tenant = unhex('<hex of T>')` (hex: no quoting at any level can go wrong). ClickHouse applies
  *   the filter to every read of those tables, also inside subqueries, joins, CTEs, UNION and the
  *   views' own inner tables (measured on chDB 26.7). Tables without a `tenant` column are not
- *   on the caller's table list at all. `query:all` (an operator key made by the CLI) runs without
- *   the filter.
+ *   on the caller's table list at all. Only an operator principal (no tenant) with `query:all`, an
+ *   operator key made by the CLI, runs without the filter; a principal of a tenant is always
+ *   filtered, whatever permissions it lists.
  * - Limits: from config, passed as settings with `readonly = 1` last, so the statement can change
- *   none of them (readonly = 1 refuses every SET and SETTINGS), and at most N queries in flight per
- *   tenant in this process.
+ *   none of them (readonly = 1 refuses every SET and SETTINGS); at most N queries in flight per
+ *   tenant in this process, and at most `maxConcurrentTotal` of all tenants together, the rest
+ *   waiting in a bounded queue (query-gate.ts), so analysts cannot take every core from ingestion.
  * - PII: keys without `pii:read` read masking views in `<database>_masked` (created here at
  *   start-up) in which identity values, dead-letter payloads and contract properties flagged
  *   `pii` are HMAC-SHA256(key, value) in hex, computed by ClickHouse. The caller's SQL keeps
@@ -32,6 +34,7 @@ import { clickHouseError, selectRows } from './errors.js'
 import { QUERY_FORMATS, type QueryFormat } from './formats.js'
 import { SYSTEM_TABLES, checkAst, checkQueryTree, type GuardResult } from './guard.js'
 import { quoteIdent } from './sql.js'
+import { QueryGate } from './query-gate.js'
 
 /** the limits an analyst query runs under (config `query.*` without the PII key); see Config['query'] */
 export type AnalystLimits = Omit<Config['query'], 'piiHashKey'>
@@ -44,13 +47,18 @@ export const DEFAULT_ANALYST_LIMITS: Readonly<AnalystLimits> = Object.freeze({
   maxMemoryUsage: 1024 * 1024 * 1024,
   maxConcurrentPerTenant: 2,
   maxThreads: 1,
+  // the embedded default: one core for analysts, the rest for ingestion (config picks 8 on a server)
+  maxConcurrentTotal: 1,
+  maxQueued: 16,
+  maxQueueWaitMs: 10_000,
 })
 
 /** the result formats an analyst may ask for (src/clickhouse/formats.ts lists them once) */
 export type AnalystFormat = QueryFormat
 
 export interface AnalystPrincipal {
-  tenant: string
+  /** null: an operator key (reads every tenant with query:all) */
+  tenant: string | null
   permissions: readonly string[]
 }
 
@@ -321,7 +329,9 @@ interface Running {
 export async function createAnalystQueryRunner(client: ClickHouseClient, opts: AnalystRunnerOptions): Promise<AnalystQueryRunner> {
   const limits: AnalystLimits = { ...DEFAULT_ANALYST_LIMITS, ...opts.limits }
   if (opts.createViews !== false) await ensureMaskedViews(client, opts)
-  const inFlight = new Map<string, number>()
+  // null: the operators' slot group
+  const inFlight = new Map<string | null, number>()
+  const gate = new QueryGate({ maxActive: limits.maxConcurrentTotal, maxQueued: limits.maxQueued, maxWaitMs: limits.maxQueueWaitMs })
   const running = new Map<string, Running>()
   let closed = false
 
@@ -417,12 +427,12 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
 
   const execute = async (req: AnalystRequest, ctx: CallContext): Promise<string> => {
     const p = req.principal
-    const allTenants = p.permissions.includes('query:all')
+    const allTenants = p.tenant === null
     const rawPii = p.permissions.includes('pii:read')
     const plan = async (l: TableLists): Promise<{ canonical: string; settings: ClickHouseSettings; verdict: GuardResult }> => {
       const settings = baseSettings()
       // a Map literal in ClickHouse's text form; clickhouse-js passes strings through as they are
-      if (!allTenants) settings.additional_table_filters = tenantFilters(l.tenantTables, p.tenant) as unknown as ClickHouseSettings['additional_table_filters']
+      if (p.tenant !== null) settings.additional_table_filters = tenantFilters(l.tenantTables, p.tenant) as unknown as ClickHouseSettings['additional_table_filters']
       // formatting and EXPLAIN answer with more text than a small result limit allows
       const { max_result_rows: _r, max_result_bytes: _b, result_overflow_mode: _m, ...guardSettings } = settings
       const formatted = await call({ ...ctx, queryId: `${ctx.id}-fmt` }, 'SELECT formatQuerySingleLine({sql:String}) AS q', 'JSONEachRow', guardSettings, { sql: req.sql })
@@ -445,15 +455,36 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
       throw new CdpError('bad_request', `unsupported format ${JSON.stringify(req.format)}; use one of ${QUERY_FORMATS.join(', ')}`)
     }
     const p = req.principal
-    const allTenants = p.permissions.includes('query:all')
-    if (!allTenants && !p.permissions.includes('query:read')) throw new CdpError('forbidden', 'API key lacks the query:read permission')
+    // the same rule as the route's (auth/keys.ts grants), held here too so that no caller of the
+    // runner can read across tenants with a tenant's principal
+    if (p.tenant === null ? !p.permissions.includes('query:all') : !p.permissions.includes('query:read') || p.permissions.includes('query:all')) {
+      throw new CdpError('forbidden', p.tenant === null ? 'an operator key needs query:all' : 'a key of a tenant needs query:read and cannot hold query:all')
+    }
     if (closed) throw cancelledError('shutdown', limits)
-    const slot = allTenants ? '*' : p.tenant
+    const slot = p.tenant
     const n = inFlight.get(slot) ?? 0
     if (n >= limits.maxConcurrentPerTenant) {
       throw new CdpError('rate_limited', `at most ${limits.maxConcurrentPerTenant} analyst queries at a time per tenant`, { retryAfter: 1 })
     }
     inFlight.set(slot, n + 1)
+    const freeSlot = (): void => {
+      const left = (inFlight.get(slot) ?? 1) - 1
+      if (left <= 0) inFlight.delete(slot)
+      else inFlight.set(slot, left)
+    }
+    // a query waiting for a place holds its tenant's slot, so one tenant cannot fill the queue
+    const place = await gate.acquire(req.signal)
+    if (!place.ok) {
+      freeSlot()
+      if (place.reason === 'closed') throw cancelledError('shutdown', limits)
+      if (place.reason === 'aborted') throw cancelledError('client', limits)
+      const retryAfter = Math.max(1, Math.ceil(limits.maxQueueWaitMs / 1000))
+      throw new CdpError('rate_limited', place.reason === 'queue_full'
+        ? `at most ${limits.maxConcurrentTotal} analyst queries run at a time in this service and ${limits.maxQueued} are waiting already`
+        : `no place for the query within ${limits.maxQueueWaitMs} ms: at most ${limits.maxConcurrentTotal} analyst queries run at a time in this service`, { retryAfter })
+    }
+    // cancelAll() may have run between the grant and here; from here on to running.set nothing awaits
+    if (closed) { freeSlot(); place.release(); throw cancelledError('shutdown', limits) }
 
     const id = `cdp-analyst-${randomUUID()}`
     let reason: CancelReason | undefined
@@ -487,14 +518,14 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
       clearTimeout(deadline)
       req.signal?.removeEventListener('abort', onAbort)
       running.delete(id)
-      const left = (inFlight.get(slot) ?? 1) - 1
-      if (left <= 0) inFlight.delete(slot)
-      else inFlight.set(slot, left)
+      freeSlot()
+      place.release()
     }
   }
 
   const cancelAll = async (): Promise<void> => {
     closed = true
+    gate.close()
     const all = [...running.values()]
     for (const r of all) r.cancel('shutdown')
     await Promise.all(all.map((r) => r.done))

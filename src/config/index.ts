@@ -170,6 +170,15 @@ export interface Config {
     maxConcurrentPerTenant: number
     /** threads per analyst query: in embedded mode the other cores stay with ingestion */
     maxThreads: number
+    /**
+     * analyst queries running at once in this process, all tenants together; 0 in a file: chosen
+     * by mode (1 in embedded chDB, so a core stays with ingestion; 8 with CLICKHOUSE_URL)
+     */
+    maxConcurrentTotal: number
+    /** queries waiting for a place beyond maxConcurrentTotal; a full queue answers 429 at once */
+    maxQueued: number
+    /** how long a query waits for a place before 429 (ms) */
+    maxQueueWaitMs: number
     /** HMAC key of masked PII (CDP_PII_HASH_KEY); unset: generated once under dataDir. Instances must share it. */
     piiHashKey: string | undefined
   }
@@ -344,6 +353,8 @@ const schema = {
         maxResultRows: { type: 'integer', minimum: 1 }, maxResultBytes: { type: 'integer', minimum: 1024 },
         maxMemoryUsage: { type: 'integer', minimum: 1_048_576 }, maxConcurrentPerTenant: { type: 'integer', minimum: 1 },
         maxThreads: { type: 'integer', minimum: 1 }, piiHashKey: { type: ['string', 'null'], minLength: 16 },
+        maxConcurrentTotal: { type: 'integer', minimum: 0, maximum: 1000 }, maxQueued: { type: 'integer', minimum: 0, maximum: 10_000 },
+        maxQueueWaitMs: { type: 'integer', minimum: 0, maximum: 600_000 },
       },
     },
     client: {
@@ -454,6 +465,8 @@ function defaults(env: Env): Config {
     query: {
       maxExecutionTime: 30, maxRowsToRead: 1_000_000_000, maxResultRows: 100_000, maxResultBytes: 64 * 1024 * 1024,
       maxMemoryUsage: 1024 * 1024 * 1024, maxConcurrentPerTenant: 2, maxThreads: 1, piiHashKey: undefined,
+      // 0: resolved after the merge, once it is known whether ClickHouse is embedded (autoLimits)
+      maxConcurrentTotal: 0, maxQueued: 16, maxQueueWaitMs: 10_000,
     },
     client: { url: `http://127.0.0.1:${env.CDP_PORT ?? '8080'}`, apiKey: undefined },
     privacy: { pseudonymizeTenants: [], secretsFile: undefined, tenantSecrets: {}, erasurePollMs: 1000, erasureStaleMs: 60_000 },
@@ -550,6 +563,12 @@ function fromEnv(env: Env, errors: string[]): DeepPartial<Config> {
   }
 }
 
+/** defaults that depend on other settings: the analyst cap follows the ClickHouse mode */
+function autoLimits(cfg: Config): Config {
+  if (cfg.query?.maxConcurrentTotal !== 0) return cfg
+  return { ...cfg, query: { ...cfg.query, maxConcurrentTotal: cfg.clickhouse?.url == null ? 1 : 8 } }
+}
+
 /** checks the schema cannot express: files that must exist, limits that must be ordered */
 function crossChecks(cfg: Config, errors: string[]): void {
   for (const [where, tls] of [['kafka.tls', cfg.kafka.tls], ['state.redisTls', cfg.state.redisTls]] as const) {
@@ -604,7 +623,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Readonly<Config> {
     }
   }
   const envCfg = fromEnv(env, errors)
-  const merged = merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides)
+  const merged = autoLimits(merge(merge(merge(defaults(env), fileCfg), envCfg), opts.overrides))
   const secrets = readTenantSecrets(merged.privacy?.secretsFile, errors)
   const cfg = secrets === undefined ? merged : { ...merged, privacy: { ...merged.privacy, tenantSecrets: { ...merged.privacy.tenantSecrets, ...secrets } } }
   if (!validate(cfg)) {

@@ -108,7 +108,8 @@ export interface DedupStore {
 
 export interface ApiKeyRecord {
   id: string
-  tenant: string
+  /** null: an operator key, bound to no tenant (src/auth/keys.ts); stored as JSON null by every backend */
+  tenant: string | null
   /** sha256 of the secret part, hex */
   secretHash: string
   permissions: string[]

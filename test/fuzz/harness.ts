@@ -25,7 +25,8 @@ import type { KeyStore } from '../../src/state/types.js'
 export interface ApiUnderTest {
   app: FastifyInstance
   config: Readonly<Config>
-  key(tenant: string, permissions: Permission[], sources?: string[]): Promise<string>
+  /** tenant null: an operator key */
+  key(tenant: string | null, permissions: Permission[], sources?: string[]): Promise<string>
   close(): Promise<void>
 }
 

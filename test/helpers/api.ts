@@ -18,7 +18,8 @@ export interface TestApi {
   config: Readonly<Config>
   /** what the API was built over, and the API's parts */
   rt: Shared & Omit<Api, 'app'>
-  key(tenant: string, permissions?: Permission[], sources?: string[]): Promise<string>
+  /** tenant null: an operator key (query:all, dlq:manage, pii:read) */
+  key(tenant: string | null, permissions?: Permission[], sources?: string[]): Promise<string>
 }
 
 export async function startApi(t: TestContext, overrides: DeepPartial<Config> = {}, config?: Readonly<Config>, logger?: Logger): Promise<TestApi> {

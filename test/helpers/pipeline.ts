@@ -34,7 +34,7 @@ export async function startPipeline(t: TestContext, config: Readonly<Config>): P
   await consumer.start()
   const { query } = consumer
   // the tests read as an operator: every tenant, PII raw
-  const principal = { tenant: '*', permissions: ['query:read', 'query:all', 'pii:read'] }
+  const principal = { tenant: null, permissions: ['query:all', 'pii:read'] }
   const rowsText = (sql: string, format: QueryFormat): Promise<string> => query({ sql, format, principal })
   const rows = async <T>(sql: string): Promise<T[]> => {
     const text = await rowsText(sql, 'JSONEachRow')

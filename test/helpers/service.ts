@@ -17,7 +17,8 @@ export interface TestService {
   app: FastifyInstance
   shared: Shared
   consumer: Consumer
-  key(tenant: string, permissions: Permission[]): Promise<string>
+  /** tenant null: an operator key */
+  key(tenant: string | null, permissions: Permission[]): Promise<string>
   /** closes everything (chDB too, so another service may open the same data dir) */
   stop(): Promise<void>
 }

@@ -2,7 +2,8 @@
  * Two tenants through the whole service (API -> Kafka -> consumer -> ClickHouse) and analyst SQL
  * through `POST /v1/cdp/query`:
  * - a tenant acme `query:read` key never sees tenant globex's rows in any table, whatever the SQL;
- * - an operator key (`query:read` + `query:all`, made by `cdp keys create`) sees both;
+ * - an operator key (no tenant, `query:all`, made by `cdp keys create --operator`) sees both, and is
+ *   refused (403) on the tenant routes;
  * - `pii:read` sees raw emails, other keys the HMAC (joins and counts still work);
  * - the three examples of issue 7 are refused or bounded, and nothing keeps running afterwards;
  * - a client that goes away, and the service closing, kill the query in ClickHouse;
@@ -81,7 +82,7 @@ void t.test('analyst isolation through POST /v1/cdp/query', async (t) => {
   const acmePii = (await createKey(api.rt.stores.keys, { tenant: 'acme', permissions: ['query:read', 'pii:read'] })).key
 
   // the operator key comes from the CLI, the only way to make one
-  const cli = runCdp(t, ['keys', 'create', '--tenant', 'ops', '--permission', 'query:read', '--permission', 'query:all'], {
+  const cli = runCdp(t, ['keys', 'create', '--operator', '--permission', 'query:all'], {
     dir: cfg.dataDir,
     config: { dataDir: cfg.dataDir, logLevel: 'warn', keys: { prefix: cfg.keys.prefix },
       state: { backend: cfg.state.backend, lmdbPath: cfg.state.lmdbPath, ...(cfg.state.redisUrl === undefined ? {} : { redisUrl: cfg.state.redisUrl }) } },
@@ -89,7 +90,8 @@ void t.test('analyst isolation through POST /v1/cdp/query', async (t) => {
     env: { REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '', CDP_URL: 'http://127.0.0.1:9' },
   })
   t.equal(await cli.exited, 0, `cdp keys create: ${cli.output()}`)
-  t.match(cli.output(), /permissions: query:read, query:all/)
+  t.match(cli.output(), /tenant: +\(none: an operator key\)/)
+  t.match(cli.output(), /permissions: query:all\n/)
   const operator = cli.output().trim().split('\n').at(-1)!.trim()
 
   // a second session on the service's chDB data dir (same process), to watch system.processes
@@ -149,6 +151,19 @@ void t.test('analyst isolation through POST /v1/cdp/query', async (t) => {
       t.equal(r.statusCode, 200, r.body)
       t.same(rows(r.body), [{ tenant: 'acme' }, { tenant: 'globex' }], `${table}: both tenants`)
     }
+    const both = rows((await query(operator, `SELECT toString(tenant) AS tenant, external_event_id FROM ${db}.events WHERE external_event_id LIKE '%-e1' ORDER BY tenant`)).body)
+    t.same(both, [{ tenant: 'acme', external_event_id: 'acme-e1' }, { tenant: 'globex', external_event_id: 'globex-e1' }], "each tenant's rows")
+  })
+
+  await t.test('the operator key is refused on the tenant routes (403); a tenant key cannot hold query:all', async (t) => {
+    const event = { source: 'acme.web', externalEventId: 'op-1', eventType: 'purchase_completed', occurredAt: '2026-05-20T10:00:00Z', identity: { email: 'x@acme.example' }, properties: purchase('acme', 9) }
+    const single = await app.inject({ method: 'POST', url: '/v1/cdp/events', headers: { authorization: `Bearer ${operator}` }, payload: event })
+    t.equal(single.statusCode, 403, single.body)
+    t.match(single.json(), { error_code: 'forbidden', message: /operator key/ })
+    const batch = await app.inject({ method: 'POST', url: '/v1/cdp/events/batch', headers: { authorization: `Bearer ${operator}` }, payload: { items: [event] } })
+    t.equal(batch.statusCode, 403, batch.body)
+    t.match(batch.json(), { error_code: 'forbidden' })
+    await t.rejects(createKey(api.rt.stores.keys, { tenant: 'acme', permissions: ['query:read', 'query:all'] }), { code: 'bad_request' })
   })
 
   await t.test('pii:read sees raw emails; other keys the HMAC, and joins and counts still work', async (t) => {

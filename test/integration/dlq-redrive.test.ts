@@ -25,14 +25,14 @@ const order = (externalEventId: string, extra: Record<string, unknown> = {}): Di
 })
 
 async function rows<T>(svc: TestService, sql: string): Promise<T[]> {
-  const text = await svc.consumer.query({ sql, format: 'JSONEachRow', principal: { tenant: '*', permissions: ['query:read', 'query:all', 'pii:read'] } })
+  const text = await svc.consumer.query({ sql, format: 'JSONEachRow', principal: { tenant: null, permissions: ['query:all', 'pii:read'] } })
   return text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as T)
 }
 
 async function cli(t: { comment: (s: string) => void }, svc: TestService, cfg: Readonly<Config>, args: string[]): Promise<{ code: number; lines: string[] }> {
   if (svc.app.server.address() === null) await svc.app.listen({ host: '127.0.0.1', port: 0 })
   const port = (svc.app.server.address() as AddressInfo).port
-  const apiKey = await svc.key('ops', ['dlq:manage'])
+  const apiKey = await svc.key(null, ['dlq:manage'])
   const lines: string[] = []
   const code = await dlq({ ...cfg, client: { url: `http://127.0.0.1:${port}`, apiKey } }, args, (l) => { lines.push(l) })
   t.comment(lines.join('\n'))

@@ -88,7 +88,7 @@ void t.test('status in an API-only process over embedded chDB: from the claim al
   const s = (await api.app.inject({ method: 'GET', url: '/v1/cdp/events/brand.pos/api-1', headers: auth })).json() as Status
   t.equal(s.status, 'accepted')
   t.equal(s.event_id, (posted.json() as { event_id: string }).event_id)
-  const dl = await api.app.inject({ method: 'GET', url: '/v1/cdp/dead-letters', headers: { authorization: `Bearer ${await api.key('ops', ['dlq:manage'])}` } })
+  const dl = await api.app.inject({ method: 'GET', url: '/v1/cdp/dead-letters', headers: { authorization: `Bearer ${await api.key(null, ['dlq:manage'])}` } })
   t.equal(dl.statusCode, 503, 'dead letters need a process that reads ClickHouse')
 
   type Op = { responses: Record<string, { content?: { 'application/json'?: { schema?: { properties?: { status?: { enum?: string[] } } } } } }> }

@@ -34,7 +34,7 @@ async function setup(t: TestContext & { teardown: (f: () => unknown) => void }, 
   const cfg = testConfig(t, { query: { maxExecutionTime: 300 } })
   const stores = await createStateStores(cfg)
   const ingestKey = (await createKey(stores.keys, { tenant: 'acme', permissions: ['events:write'] })).key
-  const operator = (await createKey(stores.keys, { tenant: 'ops', permissions: ['query:read', 'query:all'] })).key
+  const operator = (await createKey(stores.keys, { tenant: null, permissions: ['query:all'] })).key
   await stores.close()
   const port = await freePort()
   const config = {

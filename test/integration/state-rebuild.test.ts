@@ -49,7 +49,7 @@ async function phase(cfg: Readonly<Config>): Promise<Phase> {
 const post = (p: Phase, body: unknown) => p.app.inject({ method: 'POST', url: '/v1/cdp/events', headers: { authorization: `Bearer ${p.key}` }, payload: body as object })
 
 async function rows<T>(p: Phase, sql: string): Promise<T[]> {
-  const text = await p.consumer.query({ sql, format: 'JSONEachRow', principal: { tenant: '*', permissions: ['query:read', 'query:all', 'pii:read'] } })
+  const text = await p.consumer.query({ sql, format: 'JSONEachRow', principal: { tenant: null, permissions: ['query:all', 'pii:read'] } })
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as T)
 }
 

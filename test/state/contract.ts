@@ -282,6 +282,21 @@ export function stateContract(t: Test, makeStores: (t: Test) => StoreOpener): vo
     t.equal((await stores.keys.listKeys()).length, 2)
   })
 
+  void t.test('keys: an operator key (tenant null) round-trips as null, also across a reopen', async (t) => {
+    const { stores, reopen } = await open(t)
+    const op = apiKey('op1', { tenant: null, permissions: ['query:all', 'pii:read'], label: 'ops' })
+    await stores.keys.putKey(op)
+    await stores.keys.putKey(apiKey('k1'))
+    const got = await stores.keys.getKey('op1')
+    t.equal(got?.tenant, null, 'tenant is null, not undefined, "" or "null"')
+    t.strictSame(got, op)
+    t.strictSame((await stores.keys.listKeys()).find((k) => k.id === 'op1'), op, 'listed as stored')
+    t.equal((await stores.keys.getKey('k1'))?.tenant, 'acme', 'a tenant key beside it keeps its tenant')
+    await stores.close()
+    const again = await reopen()
+    t.strictSame(await again.keys.getKey('op1'), op, 'the same after close and reopen')
+  })
+
   void t.test('everything survives close and reopen', async (t) => {
     const { stores, reopen } = await open(t)
     await stores.claims.claimMany([req(key('pending'), 'evt_p'), req(key('done'), 'evt_d')], T0, LEASE)

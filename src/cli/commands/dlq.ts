@@ -14,7 +14,7 @@ const USAGE = [
   '  redrive --reason R [--tenant T] [--since ISO] [--dry-run] [--chunk N]',
   '          re-submit the original records to the events topic once the cause is fixed; each dead letter',
   '          at most once (a second run finds nothing); records that fail again are dead-lettered again',
-  '  through the running service: CDP_API_KEY with dlq:manage (cdp keys create --tenant ops --permission dlq:manage)',
+  '  through the running service: CDP_API_KEY, an operator key with dlq:manage (cdp keys create --operator --permission dlq:manage)',
 ]
 
 export const dlqCommand: Command = {
@@ -53,7 +53,7 @@ const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…`
 export async function dlq(config: Readonly<Config>, args: string[], out: Out): Promise<number> {
   const [sub, ...rest] = args
   if (sub !== 'list' && sub !== 'redrive') { for (const l of USAGE) out(l); return 2 }
-  if (config.client.apiKey === undefined) { out('cdp dlq needs CDP_API_KEY: a key with the dlq:manage permission'); return 2 }
+  if (config.client.apiKey === undefined) { out('cdp dlq needs CDP_API_KEY: an operator key with the dlq:manage permission (cdp keys create --operator --permission dlq:manage)'); return 2 }
   let values
   try {
     values = parseArgs({ args: rest, options: {

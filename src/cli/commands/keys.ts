@@ -1,16 +1,23 @@
 import { parseArgs } from 'node:util'
 import type { Config } from '../../config/index.js'
 import { createStateStores, describeStateStore } from '../../state/index.js'
-import { createKey, revokeKey, PERMISSIONS, type Permission } from '../../auth/keys.js'
+import { checkKeyPermissions, createKey, revokeKey, OPERATOR_PERMISSIONS, SHARED_PERMISSIONS, TENANT_PERMISSIONS, type Permission } from '../../auth/keys.js'
 import type { Command, Out } from '../command.js'
 
 const USAGE = [
   'usage: cdp keys <command>',
   '  create --tenant T [--permission P]... [--source S]... [--expires 30d|12h|45m|ISO] [--label L] [--force]',
-  '                     writes into the state store of this configuration (CDP_CONFIG, REDIS_URL, ...) and says which;',
-  '                     refuses when the service at CDP_URL reports another store on /readyz (--force: write anyway)',
-  `                     permissions: ${PERMISSIONS.join(', ')} (default events:write,events:batch)`,
-  '  list               every key: id, tenant, state, permissions, sources',
+  '                     a key of tenant T; it sees and writes only T\'s data',
+  `                     permissions: ${[...TENANT_PERMISSIONS, ...SHARED_PERMISSIONS].join(', ')} (default events:write,events:batch)`,
+  '  create --operator --permission P [--permission P]... [--expires ...] [--label L] [--force]',
+  '                     an operator key: no tenant, refused on every tenant route (events, batch, status, erasures)',
+  `                     permissions: ${[...OPERATOR_PERMISSIONS, ...SHARED_PERMISSIONS].join(', ')} (query:all: analyst SQL across tenants;`,
+  '                     dlq:manage: `cdp dlq`); operator permissions on a tenant key and tenant permissions on an',
+  '                     operator key are refused (exit 2, with the rule\'s code)',
+  '                     both write into the state store of this configuration (CDP_CONFIG, REDIS_URL, ...) and say which;',
+  '                     refuse when the service at CDP_URL reports another store on /readyz (--force: write anyway)',
+  '  list               every key: id, tenant ((operator) for an operator key), state, permissions, sources;',
+  '                     `legacy` marks a tenant key holding an operator permission, refused since operator keys exist',
   '  revoke ID          revoke a key at once',
 ]
 
@@ -56,7 +63,7 @@ async function checkServiceStore(config: Readonly<Config>, out: Out): Promise<'s
   return 'other'
 }
 
-async function keys(config: Readonly<Config>, args: string[], out: Out): Promise<number> {
+export async function keys(config: Readonly<Config>, args: string[], out: Out): Promise<number> {
   const [sub, ...rest] = args
   if (sub === 'create') {
     const force = rest.includes('--force')
@@ -66,20 +73,25 @@ async function keys(config: Readonly<Config>, args: string[], out: Out): Promise
   try {
     if (sub === 'create') {
       const { values } = parseArgs({ args: rest, options: {
-        tenant: { type: 'string' }, permission: { type: 'string', multiple: true }, source: { type: 'string', multiple: true },
+        tenant: { type: 'string' }, operator: { type: 'boolean' }, permission: { type: 'string', multiple: true }, source: { type: 'string', multiple: true },
         expires: { type: 'string' }, label: { type: 'string' }, force: { type: 'boolean' },
       } })
-      if (values.tenant === undefined || values.tenant === '') { out('keys create: --tenant is required'); return 2 }
+      const operator = values.operator === true
+      if (operator && values.tenant !== undefined) { out('keys create: --operator and --tenant exclude each other (an operator key has no tenant)'); return 2 }
+      if (!operator && (values.tenant === undefined || values.tenant === '')) { out('keys create: --tenant is required (or --operator for an operator key)'); return 2 }
+      if (operator && values.permission === undefined) { out(`keys create: an operator key needs --permission (${[...OPERATOR_PERMISSIONS, ...SHARED_PERMISSIONS].join(', ')})`); return 2 }
+      if (operator && values.source !== undefined) { out('keys create: --source is for keys that send events; an operator key sends none'); return 2 }
+      const tenant = operator ? null : values.tenant!
       const perms = (values.permission ?? ['events:write', 'events:batch']).flatMap((p) => p.split(','))
-      const bad = perms.filter((p) => !(PERMISSIONS as readonly string[]).includes(p))
-      if (bad.length > 0) { out(`keys create: unknown permission ${bad.join(', ')} (known: ${PERMISSIONS.join(', ')})`); return 2 }
+      const rule = checkKeyPermissions(tenant, perms)
+      if (!rule.ok) { out(`keys create refused (${rule.code}): ${rule.message}`); return 2 }
       const { key, record } = await createKey(stores.keys, {
-        tenant: values.tenant, permissions: perms as Permission[], sources: values.source ?? [],
+        tenant, permissions: perms as Permission[], sources: values.source ?? [],
         expiresAt: values.expires === undefined ? null : parseExpiry(values.expires), label: values.label ?? null,
       })
       out(`store:       ${describeStateStore(config).location}`)
       out(`key id:      ${record.id}`)
-      out(`tenant:      ${record.tenant}`)
+      out(`tenant:      ${record.tenant ?? '(none: an operator key)'}`)
       out(`permissions: ${record.permissions.join(', ')}`)
       out(`sources:     ${record.sources.length === 0 ? '(any)' : record.sources.join(', ')}`)
       out(`expires:     ${record.expiresAt ?? 'never'}`)
@@ -90,9 +102,16 @@ async function keys(config: Readonly<Config>, args: string[], out: Out): Promise
     if (sub === 'list') {
       const keys = await stores.keys.listKeys()
       out(['id'.padEnd(16), 'tenant'.padEnd(16), 'state'.padEnd(8), 'permissions'.padEnd(34), 'sources'].join('  '))
+      let legacy = 0
       for (const k of keys) {
-        const state = k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : 'active'
-        out([k.id.padEnd(16), k.tenant.padEnd(16), state.padEnd(8), k.permissions.join(',').padEnd(34), k.sources.join(',') || '(any)'].join('  '))
+        const old = k.tenant !== null && k.permissions.some((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))
+        const state = k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : old ? 'legacy' : 'active'
+        if (state === 'legacy') legacy++
+        out([k.id.padEnd(16), (k.tenant ?? '(operator)').padEnd(16), state.padEnd(8), k.permissions.join(',').padEnd(34), k.sources.join(',') || '(any)'].join('  '))
+      }
+      if (legacy > 0) {
+        out(`${legacy} key(s) of a tenant hold an operator permission (query:all, dlq:manage): the API refuses them on the operator routes (403);`)
+        out('replace each with `cdp keys create --operator --permission P` and `cdp keys revoke ID`')
       }
       return 0
     }
@@ -101,7 +120,7 @@ async function keys(config: Readonly<Config>, args: string[], out: Out): Promise
       if (id === undefined) { out('keys revoke: key id required'); return 2 }
       const rec = await revokeKey(stores.keys, id)
       if (rec === undefined) { out(`keys revoke: no key ${id}`); return 1 }
-      out(`revoked ${id} (tenant ${rec.tenant}) at ${rec.revokedAt}`)
+      out(`revoked ${id} (${rec.tenant === null ? 'operator key' : `tenant ${rec.tenant}`}) at ${rec.revokedAt}`)
       return 0
     }
     for (const l of USAGE) out(l)

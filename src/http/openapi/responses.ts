@@ -45,7 +45,7 @@ export const frontDoorResponses = {
 /** the key check (auth.ts): a route with requireKey */
 export const keyResponses = {
   401: err('unauthorized: API key missing, malformed, unknown, revoked or expired'),
-  403: err('forbidden: the key lacks the route\'s permission, or may not send events as this source'),
+  403: err('forbidden: the key lacks the route\'s permission on its kind of key (an operator key, which has no tenant, is refused on every tenant route), or may not send events as this source'),
 }
 
 export function tooLarge(limitBytes: number) {

@@ -9,7 +9,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { CdpError } from '../../errors.js'
 import type { KeyVerifier } from '../../auth/keys.js'
 import { erasureView, type ErasureRequests } from '../../privacy/index.js'
-import { requireKey } from '../auth.js'
+import { requireKey, tenantOf } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 
 const errorBody = {
@@ -73,7 +73,7 @@ export const erasureRoutes: FastifyPluginAsync<{ keys: KeyVerifier; erasures: Er
     },
   }, async (request, reply) => {
     const key = request.apiKey!
-    const rec = await opts.erasures.request(key.tenant, request.body, `key:${key.id}`)
+    const rec = await opts.erasures.request(tenantOf(key), request.body, `key:${key.id}`)
     request.log.info({ erasureId: rec.id }, 'erasure requested')
     return reply.code(202).send({ erasure_id: rec.id, status: rec.status })
   })
@@ -92,7 +92,7 @@ export const erasureRoutes: FastifyPluginAsync<{ keys: KeyVerifier; erasures: Er
     },
   }, async (request) => {
     const { erasure_id: id } = request.params as { erasure_id: string }
-    const rec = await opts.erasures.get(request.apiKey!.tenant, id)
+    const rec = await opts.erasures.get(tenantOf(request.apiKey!), id)
     if (rec === undefined) throw new CdpError('not_found', `no erasure ${id}`)
     return erasureView(rec)
   })

@@ -9,7 +9,7 @@ import type { IngestService, ItemResult } from '../../ingest/service.js'
 import { propertiesProblems, summarize } from '../../ingest/envelope.js'
 import { inexactNumberDetail } from '../../ingest/json-numbers.js'
 import type { KeyVerifier } from '../../auth/keys.js'
-import { chargeItems, requireKey } from '../auth.js'
+import { chargeItems, requireKey, tenantOf } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 import type { OpenApiSchema } from '../../contracts/json-schema.js'
 import { errorBody, errorResponse, frontDoorResponses, keyResponses, requestTimeout, retryAfter, tooLarge } from '../openapi/responses.js'
@@ -92,7 +92,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
     const key = request.apiKey!
     const refused = preCheck(request, request.body, '', maxDepth)
     if (refused.length > 0) throw new CdpError('validation_failed', summarize(refused), { details: refused })
-    const [result] = await ingest.ingest({ tenant: key.tenant, sources: key.sources }, [request.body])
+    const [result] = await ingest.ingest({ tenant: tenantOf(key), sources: key.sources }, [request.body])
     const r = result as ItemResult
     if (r.status === 'accepted') return reply.code(202).send(r)
     if (r.status === 'duplicate') return reply.code(200).send(r)
@@ -138,7 +138,7 @@ export const eventRoutes: FastifyPluginAsync<EventRoutesOptions> = async (app, o
       if (refused.length > 0) results[i] = { status: 'error', error_code: 'validation_failed', message: summarize(refused), details: refused }
       else passed.push(i)
     })
-    const judged = passed.length === 0 ? [] : await ingest.ingest({ tenant: key.tenant, sources: key.sources }, passed.length === items.length ? items : passed.map((i) => items[i]))
+    const judged = passed.length === 0 ? [] : await ingest.ingest({ tenant: tenantOf(key), sources: key.sources }, passed.length === items.length ? items : passed.map((i) => items[i]))
     passed.forEach((i, k) => { results[i] = judged[k]! })
     return { results }
   })

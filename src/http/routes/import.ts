@@ -22,7 +22,7 @@ import { CdpError, isCdpError } from '../../errors.js'
 import type { IngestService } from '../../ingest/service.js'
 import { importNdjson, type ImportSummary } from '../../ingest/import.js'
 import type { KeyVerifier } from '../../auth/keys.js'
-import { chargeKey, requireKey } from '../auth.js'
+import { chargeKey, requireKey, tenantOf } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 import { errorResponse, frontDoorResponses, keyResponses, requestTimeout, retryAfter, tooLarge } from '../openapi/responses.js'
 
@@ -95,7 +95,7 @@ export const importRoutes: FastifyPluginAsync<ImportRoutesOptions> = async (app,
     }
     const run = async (): Promise<void> => {
       const results = importNdjson(body, {
-        ingest: (items) => ingest.ingest({ tenant: key.tenant, sources: key.sources }, items),
+        ingest: (items) => ingest.ingest({ tenant: tenantOf(key), sources: key.sources }, items),
         charge: (n) => chargeKey(opts.limiter, request, n),
         chunkLines: h.maxBatchItems,
         maxLines: h.importMaxLines,

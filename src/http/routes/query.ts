@@ -2,7 +2,8 @@
  * POST /v1/cdp/query: guarded, tenant-scoped, bounded SQL for analysts (`cdp query`). In
  * embedded mode chDB belongs to the running service's process, so analysts reach it through
  * here. The runner (src/clickhouse/analyst.ts) decides what the key may read; this route passes
- * it the key's tenant and permissions, and cancels the query when the client goes away.
+ * it the key's tenant (null for an operator key) and permissions, and cancels the query when the
+ * client goes away.
  */
 import type { FastifyPluginAsync } from 'fastify'
 import { CdpError } from '../../errors.js'
@@ -35,18 +36,22 @@ export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRu
   if (cancelAll !== undefined) app.addHook('preClose', async () => { await cancelAll() })
 
   app.post('/v1/cdp/query', {
-    // an operator key (query:all) holds query:read as well; the key is checked before the body is read
-    onRequest: requireKey(opts.keys, 'query:read', opts.limiter),
+    // query:read on a key of a tenant, query:all on an operator key (no tenant); checked before the body is read
+    onRequest: requireKey(opts.keys, ['query:read', 'query:all'], opts.limiter),
     schema: {
-      summary: "Run read-only SQL over the key's tenant (query:all: every tenant; PII hashed without pii:read)",
+      summary: "Run read-only SQL over the key's tenant (an operator key with query:all: every tenant; PII hashed without pii:read)",
       description: 'One SELECT (or DESCRIBE / SHOW TABLES) checked by ClickHouse\'s own parser and analyzer, then run ' +
         'with limits the caller cannot lift (execution time, rows read, result rows and bytes, memory). Every table ' +
-        'is filtered to the key\'s tenant (additional_table_filters); only an operator key with query:all, created ' +
-        'by the CLI, reads across tenants. Without pii:read, identity values and contract properties flagged pii ' +
-        'come back as HMAC-SHA256 hex (joins and counts still work). 400 bad_request: refused by the guard or a ' +
-        'limit was reached (the message says which). 429 rate_limited: the tenant already has ' +
-        'query.maxConcurrentPerTenant queries running (Retry-After). 503: the service is shutting down. A client ' +
-        'that disconnects cancels its query in ClickHouse. See docs/SECURITY.md.',
+        'is filtered to the key\'s tenant (additional_table_filters) for a key of a tenant with query:read; only an ' +
+        'operator key (no tenant) with query:all, created by `cdp keys create --operator`, reads across tenants. ' +
+        'Without pii:read, identity values and contract properties flagged pii come back as HMAC-SHA256 hex (joins ' +
+        'and counts still work). 400 bad_request: refused by the guard or a limit was reached (the message says ' +
+        'which). 403 forbidden: the key holds neither permission on its kind of key (a key of a tenant that holds ' +
+        'query:all from before operator keys is refused, with the command that replaces it). 429 rate_limited: the ' +
+        'tenant already has query.maxConcurrentPerTenant queries in flight, or the service runs ' +
+        'query.maxConcurrentTotal queries and its queue (query.maxQueued) is full or the wait passed ' +
+        'query.maxQueueWaitMs (Retry-After). 503: the service is shutting down. A client that disconnects, also ' +
+        'while its query waits, cancels it in ClickHouse. See docs/SECURITY.md.',
       body: {
         type: 'object', required: ['sql'], additionalProperties: false,
         properties: {
@@ -62,7 +67,7 @@ export const queryRoutes: FastifyPluginAsync<{ keys: KeyVerifier; query: QueryRu
         ...requestTimeout,
         ...tooLarge(opts.bodyLimitBytes),
         422: errorResponse('validation_failed: the body is not {"sql":"...","format":"..."} (sql missing, blank or too long, unknown format)'),
-        429: errorResponse('rate_limited: the key\'s request rate, the tenant\'s concurrent queries, or failing requests per client address; wait Retry-After seconds', retryAfter),
+        429: errorResponse('rate_limited: the key\'s request rate, the tenant\'s concurrent queries, the service\'s queue of analyst queries (full, or no place within query.maxQueueWaitMs), or failing requests per client address; wait Retry-After seconds', retryAfter),
         503: errorResponse('clickhouse_unavailable, timeout or shutting_down; retry after Retry-After', retryAfter),
       },
     },

@@ -8,7 +8,7 @@ import type { Config } from '../../config/index.js'
 import { CdpError, type ErrorDetail } from '../../errors.js'
 import type { KeyVerifier } from '../../auth/keys.js'
 import { EVENT_STATUSES, type EventStatus } from '../../pipeline/event-status.js'
-import { requireKey } from '../auth.js'
+import { requireKey, tenantOf } from '../auth.js'
 import type { RateLimiter } from '../rate-limit.js'
 
 /** the status of a tuple of the caller's tenant */
@@ -66,6 +66,6 @@ export const statusRoutes: FastifyPluginAsync<{ config: Readonly<Config>; keys: 
     if (source.length > maxId || !SOURCE.test(source)) details.push({ pointer: '/source', code: 'pattern', message: `source must match ${SOURCE.source} and hold at most ${maxId} characters` })
     if (externalEventId.length > maxId || CONTROL.test(externalEventId)) details.push({ pointer: '/externalEventId', code: 'invalid', message: `externalEventId must hold 1 to ${maxId} characters without control characters` })
     if (details.length > 0) throw new CdpError('validation_failed', 'invalid path parameters', { details })
-    return opts.status(request.apiKey!.tenant, source, externalEventId)
+    return opts.status(tenantOf(request.apiKey!), source, externalEventId)
   })
 }
