@@ -20,7 +20,7 @@ import { createServer } from 'node:net'
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir, cpus, totalmem, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
@@ -85,7 +85,26 @@ function summarize(name: string, r: autocannon.Result, eventsPerRequest: number,
 }
 
 /** what a server child reports on request: producer sends, peak RSS, CPU time used so far (µs) */
-interface Stats { batches: number; maxRssKb: number; cpuUs: number }
+interface Stats { batches: number; maxRssKb: number; cpuUs: number; mem?: MemSample }
+
+/** what the RSS was made of at its highest sample: anonymous (heap, buffers), file-backed (the
+ *  node binary, LMDB's map), shared; and V8's view at that moment */
+interface MemSample { rssKb: number; anonKb: number; fileKb: number; shmemKb: number; heapTotalMb: number; heapUsedMb: number; externalMb: number }
+let memPeak: MemSample | undefined
+/** samples /proc/self/status every 100 ms and keeps the sample of the highest RSS */
+function sampleMemory(): void {
+  const kb = (text: string, field: string) => Number(new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(text)?.[1] ?? 0)
+  const t = setInterval(() => {
+    let text: string
+    try { text = readFileSync('/proc/self/status', 'utf8') } catch { clearInterval(t); return }
+    const rssKb = kb(text, 'VmRSS')
+    if (memPeak !== undefined && rssKb <= memPeak.rssKb) return
+    const m = process.memoryUsage()
+    memPeak = { rssKb, anonKb: kb(text, 'RssAnon'), fileKb: kb(text, 'RssFile'), shmemKb: kb(text, 'RssShmem'),
+      heapTotalMb: m.heapTotal / 2 ** 20, heapUsedMb: m.heapUsed / 2 ** 20, externalMb: (m.external + m.arrayBuffers) / 2 ** 20 }
+  }, 100)
+  t.unref()
+}
 /** user + system CPU of this process: per event, it measures cost without the machine's load in it */
 const cpuUs = (): number => { const u = process.cpuUsage(); return u.user + u.system }
 
@@ -106,9 +125,10 @@ async function startInstance(port: number) {
  */
 async function serveApi() {
   const workers = Number(values.workers)
+  if (workers <= 1 || cluster.isWorker) sampleMemory()
   if (workers > 1 && cluster.isWorker) {
     const inst = await startInstance(Number(process.env.BENCH_PORT))
-    process.on('message', (m) => { if (m === 'batches') process.send?.({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs() }) })
+    process.on('message', (m) => { if (m === 'batches') process.send?.({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs(), mem: memPeak }) })
     process.send?.('ready')
     return
   }
@@ -124,7 +144,7 @@ async function serveApi() {
     batches = async () => (await Promise.all(forked.map((w) => new Promise<Stats>((r) => {
       w.once('message', r)
       w.send('batches')
-    })))).reduce((a, b) => ({ batches: a.batches + b.batches, maxRssKb: Math.max(a.maxRssKb, b.maxRssKb), cpuUs: a.cpuUs + b.cpuUs }), { batches: 0, maxRssKb: 0, cpuUs: 0 })
+    })))).reduce((a, b) => ({ batches: a.batches + b.batches, maxRssKb: Math.max(a.maxRssKb, b.maxRssKb), cpuUs: a.cpuUs + b.cpuUs, mem: (b.mem?.rssKb ?? 0) > (a.mem?.rssKb ?? 0) ? b.mem : a.mem }), { batches: 0, maxRssKb: 0, cpuUs: 0 } as Stats)
     close = async () => {
       await stores.close()
       await Promise.all(forked.map((w) => new Promise((r) => { w.once('exit', r); w.kill('SIGKILL') })))
@@ -133,7 +153,7 @@ async function serveApi() {
     const inst = await startInstance(0)
     port = inst.port
     stores = inst.rt.stores
-    batches = async () => ({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs() })
+    batches = async () => ({ batches: inst.rt.producer.batches, maxRssKb: process.resourceUsage().maxRSS, cpuUs: cpuUs(), mem: memPeak })
     close = () => inst.res.close()
   }
   const { key } = await createKey(stores.keys, { tenant: 'bench', permissions: ['events:write', 'events:batch'] })
@@ -260,7 +280,7 @@ async function main() {
     process.stderr.write(`round ${r + 1}: produce ceiling (${config.kafka.client} raw producer)\n`)
     out.produce.push(await produce())
   }
-  const { maxRssKb } = await stats()
+  const { maxRssKb, mem } = await stats()
   const load1 = loadavg()
 
   const ratios = {
@@ -292,6 +312,10 @@ async function main() {
   console.log(`p99_ms single ${med(out.single, 'p99')}`)
   console.log(`p99_ms batch ${med(out.batch, 'p99')}`)
   console.log(`rss_mb api ${(maxRssKb / 1024).toFixed(0)}`)
+  if (mem !== undefined) {
+    console.log(`rss_parts_mb api anon ${(mem.anonKb / 1024).toFixed(0)} file ${(mem.fileKb / 1024).toFixed(0)} shmem ${(mem.shmemKb / 1024).toFixed(0)} ` +
+      `(at the highest 100-ms sample, ${(mem.rssKb / 1024).toFixed(0)}); v8 heap total ${mem.heapTotalMb.toFixed(0)} used ${mem.heapUsedMb.toFixed(0)}, external+buffers ${mem.externalMb.toFixed(0)}`)
+  }
   for (const c of [api.child, echo.child]) {
     c.stdin.end()
     await new Promise((r) => c.once('exit', r))
