@@ -22,15 +22,30 @@ const restrictImports = (allowedNames) => ['error', {
   patterns: BACKENDS.filter((b) => !allowedNames.includes(b.name))
     .map((b) => ({ group: b.modules.flatMap((m) => [m, `${m}/*`]), message: b.message })),
 }]
+// no-restricted-imports sees only static imports; a module loaded by name at run time
+// (`await import('kafkajs')`, `createRequire(import.meta.url)('chdb/connection')`, `require(...)`)
+// or named in a type (`typeof import('chdb')`) is caught here. esquery's regex literal cannot hold
+// a '/', hence \u002f.
+const moduleRegex = (modules) => `/^(${modules.map((m) => m.replaceAll('/', '\\u002f').replaceAll('.', '\\.')).join('|')})(\\u002f|$)/`
+const restrictLoads = (allowedNames) => ['error', ...BACKENDS.filter((b) => !allowedNames.includes(b.name)).flatMap((b) => {
+  const re = moduleRegex(b.modules)
+  return [
+    `ImportExpression[source.value=${re}]`,
+    `CallExpression[callee.name='require'][arguments.0.value=${re}]`,
+    `CallExpression[callee.callee.name='createRequire'][arguments.0.value=${re}]`,
+    `TSImportType[argument.literal.value=${re}]`,
+  ].map((selector) => ({ selector, message: b.message }))
+})]
 const folders = [...new Set([...BACKENDS.flatMap((b) => b.allowed), ...Object.keys(EXTRA_ALLOWED)])]
+const rulesFor = (allowedNames) => ({ 'no-restricted-imports': restrictImports(allowedNames), 'no-restricted-syntax': restrictLoads(allowedNames) })
 const importRules = [
-  { files: ['src/**/*.ts', 'tools/**/*.ts'], rules: { 'no-restricted-imports': restrictImports([]) } },
+  { files: ['src/**/*.ts', 'tools/**/*.ts'], rules: rulesFor([]) },
   ...folders.map((folder) => ({
     files: [`${folder}/**/*.ts`],
-    rules: { 'no-restricted-imports': restrictImports([
+    rules: rulesFor([
       ...BACKENDS.filter((b) => b.allowed.includes(folder)).map((b) => b.name),
       ...(EXTRA_ALLOWED[folder] ?? []),
-    ]) },
+    ]),
   })),
 ]
 

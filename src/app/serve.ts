@@ -126,7 +126,8 @@ export function installSignalHandlers(close: () => Promise<void>, log: Logger, d
     log.info({ sig, deadlineMs }, 'draining')
     const force = setTimeout(() => {
       log.error({ deadlineMs }, 'shutdown deadline passed; the drain did not finish, exiting now (SIGKILL, without waiting for native threads)')
-      // the line first (the logger may buffer), then the end, whether or not the flush answers
+      // createLogger's stream writes synchronously, so the line is out already; the flush is for a
+      // logger given another, buffering stream. Then the end, whether or not the flush answers.
       const end = () => process.kill(process.pid, 'SIGKILL')
       log.flush(() => end())
       setTimeout(end, 1000)

@@ -29,9 +29,17 @@ export const REDACT_PATHS = [
   '*.redisPassword',
 ]
 
+/**
+ * Lines are written synchronously, in this thread (not pino's worker transport, not sonic-boom's
+ * asynchronous mode), so a line is out when the call returns. The last lines before an exit need
+ * that: pino's default stdout stream hands each line to an asynchronous fs.write, and its flush
+ * callback (minLength 0) answers at once without waiting for that write, so the shutdown
+ * deadline's line, logged just before SIGKILL (serve.ts), was lost in 4 to 18 of 40 runs on a pipe.
+ * At info level the service logs a few lines per minute (request logging is off), so writing
+ * synchronously costs nothing measurable.
+ */
 export function createLogger(config: Pick<Config, 'logLevel'>, name = 'cdp', opts: { pretty?: boolean } = {}): Logger {
   const options = { name, level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }
-  // a stream in this thread (not pino's worker transport): lines are written before the process exits
-  if (opts.pretty ?? process.stdout.isTTY) return pino(options, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' }))
-  return pino(options)
+  if (opts.pretty ?? process.stdout.isTTY) return pino(options, pretty({ colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname', sync: true }))
+  return pino(options, pino.destination({ dest: 1, sync: true }))
 }

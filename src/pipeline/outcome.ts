@@ -1,7 +1,10 @@
 /**
- * The one outcome type of the consumer's pipeline steps (see STYLE.md "Pipeline steps"): each
- * record either carries on (`ok`), leaves as a dead letter with its reason, or is skipped with why.
- * A step returns outcomes for expected verdicts and throws only for infrastructure trouble.
+ * The one outcome type of the consumer's pipeline steps: each record either carries on (`ok`),
+ * leaves as a dead letter with its reason, or is skipped with why. Every step is a small function
+ * from a batch to these outcomes (processor.ts folds them in order); a bad record is an outcome,
+ * never an exception, and a step throws only for infrastructure trouble (a retriable CdpError, so
+ * the runner retries the batch without committing). Each step has a unit test over fakes of the
+ * dependencies it takes (test/unit/pipeline/); docs/ARCHITECTURE.md says how to add one.
  */
 import type { FactKey } from '../avro/key.js'
 import type { InboundRecord } from '../kafka/consumer.js'

@@ -1,8 +1,10 @@
 /**
  * Metrics as an operator sees them: a real Prometheus (the stack script's, on a port of this
- * test) scrapes the API and a `--role consumer` process; after a known load, PromQL answers the
- * expected counts. The shipped alert rules pass `promtool check rules`, and every metric the
- * alerts and the Grafana dashboard name is exposed by one of the two /metrics endpoints.
+ * test) scrapes every role: the API, a `--role consumer` process and `cdp serve` with the default
+ * role all (a child process with its own topic, group and database, so its consumer shares no
+ * partition with the consumer role's); after a known load on each, PromQL answers the expected
+ * counts per job. The shipped alert rules pass `promtool check rules`, and every metric the
+ * alerts and the Grafana dashboard name is exposed by one of the /metrics endpoints.
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
@@ -12,9 +14,11 @@ import type { AddressInfo } from 'node:net'
 import { parse as parseYaml } from 'yaml'
 import { startApi } from '../helpers/api.js'
 import { tempDir, testConfig } from '../helpers/config.js'
-import { ROOT, freePort, waitFor } from '../helpers/process.js'
+import { ROOT, freePort, runCdp, waitFor } from '../helpers/process.js'
 import { serve } from '../../src/app/serve.js'
 import { createLogger } from '../../src/observability/logger.js'
+import { createStateStores } from '../../src/state/index.js'
+import { createKey } from '../../src/auth/keys.js'
 
 const stack = (args: string[], env: Record<string, string>) =>
   spawnSync('bash', [join(ROOT, 'tools/stack/stack.sh'), ...args], { env: { ...process.env, ...env }, encoding: 'utf8', timeout: 600_000 })
@@ -55,7 +59,13 @@ void t.test('promtool accepts the shipped alert rules', async (t) => {
   t.match(r.stdout, /SUCCESS: 5 rules found/)
 })
 
-void t.test('a real Prometheus scrapes the API and the consumer; PromQL counts the load', async (t) => {
+/** the child takes its names from its config file, not from this shell's environment */
+const CLEAR_ENV = {
+  KAFKA_TOPIC: '', KAFKA_DLQ_TOPIC: '', KAFKA_CONSUMER_GROUP: '', KAFKA_PARTITIONS: '', CDP_PORT: '',
+  CLICKHOUSE_URL: '', CLICKHOUSE_USER: '', CLICKHOUSE_PASSWORD: '', CLICKHOUSE_DATABASE: '', REDIS_URL: '', STATE_BACKEND: '', LOG_LEVEL: '',
+}
+
+void t.test('a real Prometheus scrapes every role; PromQL counts the load per job', async (t) => {
   const cfg = testConfig(t, { http: { port: 0, readinessIntervalMs: 200 }, consumer: { httpPort: 0, lagIntervalMs: 250 } })
   const api = await startApi(t, {}, cfg)
   await api.app.listen({ host: '127.0.0.1', port: 0 })
@@ -64,12 +74,36 @@ void t.test('a real Prometheus scrapes the API and the consumer; PromQL counts t
   t.teardown(() => consumer.close())
   const consumerPort = (consumer.opsApp!.server.address() as AddressInfo).port
 
+  // `cdp serve` (role all, the default) over a config of its own; its key is made before it starts
+  const allCfg = testConfig(t)
+  const allStores = await createStateStores(allCfg)
+  const allKey = (await createKey(allStores.keys, { tenant: 'acme', permissions: ['events:write'] })).key
+  await allStores.close()
+  const allPort = await freePort()
+  const all = runCdp(t, ['serve'], {
+    dir: allCfg.dataDir, env: CLEAR_ENV,
+    config: {
+      dataDir: allCfg.dataDir, logLevel: 'warn', http: { port: allPort, readinessIntervalMs: 200 }, consumer: { lagIntervalMs: 250 },
+      kafka: { brokers: allCfg.kafka.brokers, topic: allCfg.kafka.topic, deadLetterTopic: allCfg.kafka.deadLetterTopic, partitions: allCfg.kafka.partitions, consumerGroup: allCfg.kafka.consumerGroup },
+      schemaRegistry: { url: allCfg.schemaRegistry.url },
+      clickhouse: { chdbPath: allCfg.clickhouse.chdbPath, database: allCfg.clickhouse.database },
+      state: { backend: 'lmdb', lmdbPath: allCfg.state.lmdbPath },
+      keys: { prefix: allCfg.keys.prefix },
+    },
+  })
+  const allUrl = `http://127.0.0.1:${allPort}`
+  // ready: the API listens and the consumer joined its group
+  await waitFor('role all ready', async () => {
+    if (all.child.exitCode !== null) throw new Error(`cdp serve exited ${all.child.exitCode}: ${all.output()}`)
+    try { return (await fetch(`${allUrl}/readyz`)).status === 200 ? true : undefined } catch { return undefined }
+  }, 120_000, 250).catch((err: unknown) => { throw new Error(`${(err as Error).message}\n${all.output()}`) })
+
   // Prometheus from the stack script, in a STACK_DIR of this test, scraping every second
   const stackDir = tempDir(t, 'cdp-prom-')
   const promPort = await freePort()
   const env = {
     STACK_DIR: stackDir, PROMETHEUS_PORT: String(promPort), PROMETHEUS_SCRAPE_INTERVAL: '1s',
-    PROMETHEUS_TARGETS: `api=127.0.0.1:${apiPort},consumer=127.0.0.1:${consumerPort}`,
+    PROMETHEUS_TARGETS: `api=127.0.0.1:${apiPort},consumer=127.0.0.1:${consumerPort},all=127.0.0.1:${allPort}`,
   }
   t.teardown(() => { stack(['down', 'prometheus'], env) })
   const up = stack(['up', 'prometheus'], env)
@@ -90,13 +124,17 @@ void t.test('a real Prometheus scrapes the API and the consumer; PromQL counts t
     source: 'brand.pos', externalEventId: `prom-${i}`, eventType: 'purchase_completed', occurredAt: '2026-05-20T12:45:00Z',
     identity: { email: `p${i}@example.com` }, properties: { order_id: `o-${i}`, amount: 1.5, currency: 'EUR' },
   })
-  const post = (payload: object) => fetch(`http://127.0.0.1:${apiPort}/v1/cdp/events`, {
-    method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(payload),
+  const post = (payload: object, base = `http://127.0.0.1:${apiPort}`, bearer = key) => fetch(`${base}/v1/cdp/events`, {
+    method: 'POST', headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json' }, body: JSON.stringify(payload),
   })
   for (let i = 0; i < N; i++) t.equal((await post(event(i))).status, 202)
   t.equal((await post(event(0))).status, 200, 'duplicate')
   const { eventType: _omit, ...missing } = event(99)
   t.equal((await post(missing)).status, 422, 'invalid')
+  // role all: a load of another size, so a count read from the wrong job cannot match
+  const M = 4
+  for (let i = 0; i < M; i++) t.equal((await post(event(100 + i), allUrl, allKey)).status, 202, 'role all accepts')
+  t.equal((await post(event(100), allUrl, allKey)).status, 200, 'role all: duplicate')
 
   const expect = async (query: string, want: number) => {
     const got = await waitFor(`${query} == ${want}`, async () => { const v = await promql(query); return v === want ? v : undefined }, 60_000, 500)
@@ -114,13 +152,21 @@ void t.test('a real Prometheus scrapes the API and the consumer; PromQL counts t
   await expect('sum(cdp_consumer_lag{job="consumer"})', 0)
   await expect('sum(cdp_consumer_end_to_end_seconds_count{job="consumer"})', N)
   await expect('sum(cdp_produce_batch_records_sum{job="api"})', N)
+  // role all answers for its API and its consumer on one endpoint
+  await expect('up{job="all"}', 1)
+  await expect('sum(cdp_events_total{job="all",outcome="accepted"})', M)
+  await expect('sum(cdp_events_total{job="all",outcome="duplicate"})', 1)
+  await expect('sum(cdp_http_requests_total{job="all",route="/v1/cdp/events",status="202"})', M)
+  await expect('sum(cdp_consumer_events_written_total{job="all"})', M)
+  await expect('sum(cdp_clickhouse_inserted_rows_total{job="all",table="events"})', M)
+  await expect('sum(cdp_consumer_lag{job="all"})', 0)
   // the rule file loaded: Prometheus evaluates the alerts (none firing on a healthy service)
   const rules = await (await fetch(`http://127.0.0.1:${promPort}/api/v1/rules`)).json() as { data: { groups: { rules: unknown[] }[] } }
   t.equal(rules.data.groups.flatMap((g) => g.rules).length, 5)
 
-  // the alerts and the dashboard name only metrics the two roles expose
+  // the alerts and the dashboard name only metrics the roles expose
   const names = new Set<string>()
-  for (const port of [apiPort, consumerPort]) {
+  for (const port of [apiPort, consumerPort, allPort]) {
     const r = await fetch(`http://127.0.0.1:${port}/metrics`)
     t.match(r.headers.get('content-type'), /text\/plain/)
     for (const n of exposed(await r.text())) names.add(n)
