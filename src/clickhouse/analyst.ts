@@ -427,7 +427,6 @@ export async function createAnalystQueryRunner(client: ClickHouseClient, opts: A
 
   const execute = async (req: AnalystRequest, ctx: CallContext): Promise<string> => {
     const p = req.principal
-    const allTenants = p.tenant === null
     const rawPii = p.permissions.includes('pii:read')
     const plan = async (l: TableLists): Promise<{ canonical: string; settings: ClickHouseSettings; verdict: GuardResult }> => {
       const settings = baseSettings()
