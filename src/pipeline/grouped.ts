@@ -43,13 +43,6 @@ export interface GroupTarget {
   process(records: InboundRecord[]): Promise<number>
 }
 
-export interface GroupStats {
-  /** processor calls made */
-  groups: number
-  /** partition batches answered */
-  batches: number
-}
-
 const partitionOf = (w: Waiting): string => `${w.records[0]?.topic ?? ''}/${w.records[0]?.partition ?? -1}`
 
 export class GroupedBatches implements PartitionBatchHandler {
@@ -57,7 +50,6 @@ export class GroupedBatches implements PartitionBatchHandler {
   private draining = false
   /** partitions whose last attempt failed: processed alone until one succeeds */
   private readonly failed = new Set<string>()
-  readonly stats: GroupStats = { groups: 0, batches: 0 }
 
   /** `maxRows`: a group holds at most this many records; a larger batch goes alone, at once (0: no grouping) */
   constructor(private readonly target: GroupTarget, private readonly maxRows: number) {}
@@ -97,7 +89,6 @@ export class GroupedBatches implements PartitionBatchHandler {
   /** one processor call for the group; every member answered with the group's fate */
   private async run(group: Waiting[]): Promise<void> {
     const records = group.length === 1 ? group[0]!.records : group.flatMap((w) => w.records)
-    this.stats.groups++
     try {
       const done = await this.target.process(records)
       // the processor handles all or throws; anything else would commit records never written
@@ -106,7 +97,6 @@ export class GroupedBatches implements PartitionBatchHandler {
       for (const w of group) { this.failed.add(partitionOf(w)); w.reject(err) }
       return
     }
-    this.stats.batches += group.length
     for (const w of group) { this.failed.delete(partitionOf(w)); w.resolve(w.records.length) }
   }
 }
