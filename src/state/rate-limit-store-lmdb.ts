@@ -15,10 +15,8 @@
  */
 import type { Database, RootDatabase } from 'lmdb'
 import { EnvLifecycle, lmdbKey, openEnv, WriteQueue } from './lmdb-env.js'
-import type { Bucket, ChargeResult, RateLimitStore } from './rate-limit-types.js'
+import { chargeWindows, type Bucket, type ChargeResult, type Counter, type RateLimitStore } from './rate-limit-types.js'
 
-/** [used, resetAt]: an array is the smallest msgpack record */
-type Counter = [number, number]
 /** when the next sweep is due and the key to resume from ('' = the start) */
 type SweepState = [number, string]
 
@@ -26,6 +24,7 @@ const SWEEP = 'sweep'
 const SWEEP_SLICE = 500
 
 export class LmdbRateLimitStore implements RateLimitStore {
+  /** a Counter ([used, resetAt]) is stored as it is: an array is the smallest msgpack record */
   readonly #counters: Database<Counter, string>
   readonly #meta: Database<SweepState, string>
   readonly #life: EnvLifecycle
@@ -40,17 +39,10 @@ export class LmdbRateLimitStore implements RateLimitStore {
 
   charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
     const result = this.#life.writes.run((): ChargeResult => {
-      const t = this.now()
       const keys = buckets.map((b) => lmdbKey(b.id))
-      const current = keys.map((k): Counter => {
-        const c = this.#counters.get(k)
-        return c === undefined || c[1] <= t ? [0, t + windowMs] : c
-      })
-      for (const [i, b] of buckets.entries()) {
-        const c = current[i]!
-        if (c[0] + cost > b.limit) return { ok: false, bucket: i, retryAfterMs: c[1] - t }
-      }
-      for (const [i, k] of keys.entries()) this.#counters.putSync(k, [current[i]![0] + cost, current[i]![1]])
+      const r = chargeWindows(buckets, keys.map((k) => this.#counters.get(k)), cost, windowMs, this.now())
+      if (!r.ok) return r
+      for (const [i, k] of keys.entries()) this.#counters.putSync(k, r.next[i]!)
       return { ok: true }
     })
     if (this.now() >= this.#sweepCheckAt) {

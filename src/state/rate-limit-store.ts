@@ -11,33 +11,24 @@ import type { Redis } from 'ioredis'
 import type { Config } from '../config/index.js'
 import { RedisScript, closeRedisClient, createRedisClient, redisSecurity } from './redis-client.js'
 import { openLmdbRateLimitStore } from './rate-limit-store-lmdb.js'
-import type { Bucket, ChargeResult, RateLimitStore } from './rate-limit-types.js'
+import { chargeWindows, type Bucket, type ChargeResult, type Counter, type RateLimitStore } from './rate-limit-types.js'
 
 export type { Bucket, ChargeResult, RateLimitStore } from './rate-limit-types.js'
 
 /** one process's counters: tests, and code that needs no sharing */
 export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly counts = new Map<string, { used: number; resetAt: number }>()
+  private readonly counts = new Map<string, Counter>()
 
   constructor(private readonly now: () => number = Date.now) {}
 
   charge(buckets: Bucket[], cost: number, windowMs: number): Promise<ChargeResult> {
     const t = this.now()
     if (this.counts.size > 100_000) {
-      for (const [k, v] of this.counts) if (v.resetAt <= t) this.counts.delete(k)
+      for (const [k, v] of this.counts) if (v[1] <= t) this.counts.delete(k)
     }
-    const current = buckets.map((b) => {
-      const c = this.counts.get(b.id)
-      return c === undefined || c.resetAt <= t ? { used: 0, resetAt: t + windowMs } : c
-    })
-    for (const [i, b] of buckets.entries()) {
-      const c = current[i]!
-      if (c.used + cost > b.limit) return Promise.resolve({ ok: false, bucket: i, retryAfterMs: c.resetAt - t })
-    }
-    for (const [i, b] of buckets.entries()) {
-      const c = current[i]!
-      this.counts.set(b.id, { used: c.used + cost, resetAt: c.resetAt })
-    }
+    const r = chargeWindows(buckets, buckets.map((b) => this.counts.get(b.id)), cost, windowMs, t)
+    if (!r.ok) return Promise.resolve(r)
+    for (const [i, b] of buckets.entries()) this.counts.set(b.id, r.next[i]!)
     return Promise.resolve({ ok: true })
   }
 
