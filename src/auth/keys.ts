@@ -26,27 +26,32 @@ export const TENANT_PERMISSIONS: readonly Permission[] = ['events:write', 'event
 /** either kind of key may hold these */
 export const SHARED_PERMISSIONS: readonly Permission[] = ['pii:read']
 
+/** whether `p`, a string from a command line or a stored record, is one of `list` */
+export function isIn(list: readonly Permission[], p: string): boolean {
+  return (list as readonly string[]).includes(p)
+}
+
 export type KeyRuleCode = 'operator_permission_on_tenant_key' | 'tenant_permission_on_operator_key' | 'operator_key_without_operator_permission' | 'unknown_permission' | 'no_permission'
 
 /** Whether a key of `tenant` (null: an operator key) may carry `permissions`; the refusal has a stable code. */
 export function checkKeyPermissions(tenant: string | null, permissions: readonly string[]): { ok: true } | { ok: false; code: KeyRuleCode; message: string } {
-  const unknown = permissions.filter((p) => !(PERMISSIONS as readonly string[]).includes(p))
+  const unknown = permissions.filter((p) => !isIn(PERMISSIONS, p))
   if (unknown.length > 0) return { ok: false, code: 'unknown_permission', message: `unknown permission ${unknown.join(', ')} (known: ${PERMISSIONS.join(', ')})` }
   if (permissions.length === 0) return { ok: false, code: 'no_permission', message: 'a key needs at least one permission' }
   if (tenant !== null) {
-    const op = permissions.filter((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))
+    const op = permissions.filter((p) => isIn(OPERATOR_PERMISSIONS, p))
     if (op.length > 0) {
       return { ok: false, code: 'operator_permission_on_tenant_key', message: `${op.join(', ')} ${op.length > 1 ? 'are operator permissions' : 'is an operator permission'}: ` +
         'an operator key has no tenant (cdp keys create --operator --permission ' + op[0] + ')' }
     }
     return { ok: true }
   }
-  const tp = permissions.filter((p) => (TENANT_PERMISSIONS as readonly string[]).includes(p))
+  const tp = permissions.filter((p) => isIn(TENANT_PERMISSIONS, p))
   if (tp.length > 0) {
     return { ok: false, code: 'tenant_permission_on_operator_key', message: `${tp.join(', ')} ${tp.length > 1 ? 'need' : 'needs'} a tenant: ` +
       `an operator key carries only ${[...OPERATOR_PERMISSIONS, ...SHARED_PERMISSIONS].join(', ')}` }
   }
-  if (!permissions.some((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))) {
+  if (!permissions.some((p) => isIn(OPERATOR_PERMISSIONS, p))) {
     return { ok: false, code: 'operator_key_without_operator_permission', message: `an operator key needs ${OPERATOR_PERMISSIONS.join(' or ')}` }
   }
   return { ok: true }
@@ -60,8 +65,8 @@ export function checkKeyPermissions(tenant: string | null, permissions: readonly
  */
 export function grants(key: Pick<ApiKeyRecord, 'tenant' | 'permissions'>, permission: Permission): 'yes' | 'no' | 'legacy' {
   if (!key.permissions.includes(permission)) return 'no'
-  if ((SHARED_PERMISSIONS as readonly string[]).includes(permission)) return 'yes'
-  const operatorPermission = (OPERATOR_PERMISSIONS as readonly string[]).includes(permission)
+  if (isIn(SHARED_PERMISSIONS, permission)) return 'yes'
+  const operatorPermission = isIn(OPERATOR_PERMISSIONS, permission)
   if (key.tenant === null) return operatorPermission ? 'yes' : 'no'
   return operatorPermission ? 'legacy' : 'yes'
 }

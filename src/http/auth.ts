@@ -12,7 +12,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { CdpError } from '../errors.js'
 import type { ApiKeyRecord } from '../state/types.js'
-import { grants, TENANT_PERMISSIONS, type KeyVerifier, type Permission } from '../auth/keys.js'
+import { grants, isIn, TENANT_PERMISSIONS, type KeyVerifier, type Permission } from '../auth/keys.js'
 import type { RateLimiter } from './rate-limit.js'
 
 declare module 'fastify' {
@@ -58,7 +58,7 @@ export function requireKey(verifier: KeyVerifier, permission: Permission | reado
         `create one with \`cdp keys create --operator --permission ${legacy[0]}\` and revoke this one`)
     }
     if (!worth.includes('yes')) {
-      throw new CdpError('forbidden', key.tenant === null && wanted.every((p) => (TENANT_PERMISSIONS as readonly string[]).includes(p))
+      throw new CdpError('forbidden', key.tenant === null && wanted.every((p) => isIn(TENANT_PERMISSIONS, p))
         ? `an operator key (no tenant) cannot use this route: it needs a key of a tenant with ${wanted.join(' or ')}`
         : `API key lacks the ${wanted.join(' or ')} permission`)
     }

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { Config } from '../../config/index.js'
 import { createStateStores, describeStateStore } from '../../state/index.js'
-import { checkKeyPermissions, createKey, revokeKey, OPERATOR_PERMISSIONS, SHARED_PERMISSIONS, TENANT_PERMISSIONS, type Permission } from '../../auth/keys.js'
+import { checkKeyPermissions, createKey, isIn, revokeKey, OPERATOR_PERMISSIONS, SHARED_PERMISSIONS, TENANT_PERMISSIONS, type Permission } from '../../auth/keys.js'
 import type { Command, Out } from '../command.js'
 
 const USAGE = [
@@ -104,7 +104,7 @@ export async function keys(config: Readonly<Config>, args: string[], out: Out): 
       out(['id'.padEnd(16), 'tenant'.padEnd(16), 'state'.padEnd(8), 'permissions'.padEnd(34), 'sources'].join('  '))
       let legacy = 0
       for (const k of keys) {
-        const old = k.tenant !== null && k.permissions.some((p) => (OPERATOR_PERMISSIONS as readonly string[]).includes(p))
+        const old = k.tenant !== null && k.permissions.some((p) => isIn(OPERATOR_PERMISSIONS, p))
         const state = k.revokedAt !== null ? 'revoked' : k.expiresAt !== null && Date.parse(k.expiresAt) <= Date.now() ? 'expired' : old ? 'legacy' : 'active'
         if (state === 'legacy') legacy++
         out([k.id.padEnd(16), (k.tenant ?? '(operator)').padEnd(16), state.padEnd(8), k.permissions.join(',').padEnd(34), k.sources.join(',') || '(any)'].join('  '))
