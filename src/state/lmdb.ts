@@ -20,7 +20,7 @@ export interface LmdbStateOptions {
 }
 
 class LmdbClaimStore implements ClaimStore {
-  constructor(private readonly db: Database<ClaimRecord, string>, private readonly writes: WriteQueue) {}
+  constructor(private readonly db: Database<ClaimRecord, string>, private readonly writes: WriteQueue, private readonly closed: () => boolean) {}
 
   claimMany(reqs: ClaimRequest[], now: number, leaseMs: number): Promise<ClaimOutcome[]> {
     if (reqs.length === 0) return Promise.resolve([])
@@ -54,7 +54,7 @@ class LmdbClaimStore implements ClaimStore {
   }
 
   async get(key: string): Promise<ClaimInfo | undefined> {
-    const rec = this.db.get(lmdbKey(key))
+    const rec = await readOp('claims get', this.closed, () => this.db.get(lmdbKey(key)))
     return rec === undefined ? undefined : { state: rec.state, eventId: rec.eventId, claimedAt: rec.claimedAt }
   }
 
@@ -148,7 +148,7 @@ class LmdbStateStores implements StateStores {
     this.#writes = new WriteQueue(env, 'state')
     this.#life = new EnvLifecycle(env, this.#writes)
     const closed = (): boolean => this.#life.closed
-    this.claims = new LmdbClaimStore(env.openDB<ClaimRecord, string>({ name: 'claims' }), this.#writes)
+    this.claims = new LmdbClaimStore(env.openDB<ClaimRecord, string>({ name: 'claims' }), this.#writes, closed)
     this.dedup = new LmdbDedupStore(
       env.openDB<FactRef, string>({ name: 'dedup' }), env.openDB<string, string>({ name: 'reasserted' }), this.#writes, closed)
     this.keys = new LmdbKeyStore(env.openDB<ApiKeyRecord, string>({ name: 'keys' }), this.#writes, closed)
